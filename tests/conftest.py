@@ -1,0 +1,8 @@
+"""Test fixtures are factories living in tests/fixtures/, one module per real component."""
+
+pytest_plugins = [
+    "tests.fixtures.config",
+    "tests.fixtures.dovecot",
+    "tests.fixtures.gpg",
+    "tests.fixtures.twilio",
+]

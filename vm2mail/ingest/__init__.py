@@ -1,0 +1,1 @@
+"""Ingest: durable spool, workers, audio, message rendering and PGP/MIME."""
