@@ -1,0 +1,49 @@
+# vm2mail: `make demo` starts a local demo stack and the gateway; `make test` runs the whole test suite.
+# Both install what is missing first (Debian packages as root, then a virtualenv in .venv).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks openssl ca-certificates python3-venv
+BINARIES := ffmpeg ffprobe dovecot doveadm gpg sox swaks openssl
+
+.PHONY: deps system-deps venv test lint demo bench clean
+
+deps: system-deps venv
+
+system-deps:
+	@missing=""; for b in $(BINARIES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages (missing:$$missing)"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+	@# Debian starts dovecot.service on install; the demo and tests run their own instances.
+	@if command -v systemctl >/dev/null && systemctl is-active -q dovecot 2>/dev/null; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO systemctl stop dovecot || true; fi
+
+$(VENV)/.installed: pyproject.toml
+	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: deps
+	$(VENV)/bin/pytest
+
+demo: deps
+	$(VENV)/bin/python -m vm2mail.devstack.demo
+
+bench: deps
+	$(VENV)/bin/python bench/ingest.py
+
+clean:
+	rm -rf .work .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,176 @@
+"""The ``vm2mail`` command: serve, check-config, simulate-call; exit 0 ok, 1 bad input, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from vm2mail import __version__, logsetup
+from vm2mail.config import Config
+from vm2mail.errors import ConfigError, Vm2mailError
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_CANDIDATES = (
+    REPO.parent / "shared" / "samples" / "en-callback-request.wav",
+    REPO / "deploy" / "demo" / "en-callback-request.wav",
+)
+
+
+def _load(path: str) -> Config:
+    from vm2mail.app import load  # imported late: gpg and aiohttp are not needed for --help
+
+    return load(Path(path))
+
+
+def routing_table(config: Config) -> str:
+    rows = [("NUMBER", "MAILBOX", "FORWARD", "RING", "FOLDER", "ENCRYPTION")]
+    for box in config.mailboxes.values():
+        targets = config.delivery_targets(box)
+        encryption = ", ".join(
+            f"{t.id}: {'PGP ' + ','.join(f[-16:] for f in t.gpg_recipients) if t.encrypted else 'none'}"
+            for t in targets
+        )
+        folder = ", ".join(f"{t.id}:{t.folder}" for t in targets) if box.is_group else box.folder
+        name = f"{box.id} {box.name}" + (f" (group: {', '.join(box.members)})" if box.is_group else "")
+        for number in box.numbers or ("-",):
+            forward = box.forward_to or "voicemail directly"
+            rows.append(
+                (number, name, forward, f"{box.ring_seconds}s" if box.forward_to else "-", folder, encryption)
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    print(f"{args.config}: OK, {len(config.mailboxes)} mailboxes")
+    print(routing_table(config))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    logsetup.setup(config.server.log_format)
+    from vm2mail.app import serve
+
+    asyncio.run(serve(config))
+    return 0
+
+
+def _default_sample() -> Path:
+    for candidate in SAMPLE_CANDIDATES:
+        if candidate.exists():
+            return candidate
+    raise Vm2mailError("no sample WAV found; pass --wav FILE")
+
+
+async def _simulate(config: Config, args: argparse.Namespace) -> int:
+    from vm2mail.devstack.fake_twilio import FakeTwilio
+    from vm2mail.devstack.simulator import simulate_call
+
+    api = urlsplit(config.twilio.api_base_url)
+    if api.scheme != "http" or api.hostname not in ("127.0.0.1", "localhost"):
+        raise Vm2mailError(
+            f"twilio.api_base_url is {config.twilio.api_base_url}: simulate-call serves the "
+            "recording itself and needs a loopback http:// URL there (see config/demo.yaml)"
+        )
+    called = args.to or next(n for box in config.mailboxes.values() for n in box.numbers)
+    wav = Path(args.wav) if args.wav else _default_sample()
+    fake = FakeTwilio(config.twilio.account_sid, config.twilio.auth_token)
+    await fake.start(api.hostname or "127.0.0.1", api.port or 80)
+    try:
+        host = config.server.listen_host
+        trace = await simulate_call(
+            gateway_url=f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:"  # noqa: S104
+            f"{config.server.listen_port}",
+            public_url=config.server.public_url,
+            account_sid=config.twilio.account_sid,
+            auth_token=config.twilio.auth_token,
+            fake=fake,
+            caller=args.caller or None,
+            called=called,
+            caller_name=args.caller_name,
+            wav=wav.read_bytes(),
+            dial_outcome=args.dial_outcome,
+        )
+        print(f"call {trace.call_sid}: {args.caller or 'anonymous'} -> {called}, {len(trace.steps)} webhooks")
+        if trace.recording is None:
+            print("no recording was made")
+            return 0
+        sid = trace.recording.sid
+        print(f"recording {sid} handed to the gateway; waiting for delivery ...")
+        done = config.server.spool_dir / "done" / f"twilio-{sid}.json"
+        failed = config.server.spool_dir / "failed" / f"twilio-{sid}.json"
+        deadline = time.monotonic() + args.wait
+        while time.monotonic() < deadline:
+            for path, ok in ((done, True), (failed, False)):
+                if path.exists():
+                    job = json.loads(path.read_text())
+                    if ok:
+                        print(f"delivered to mailbox(es) {', '.join(job['delivered'])}: {job['message_id']}")
+                        return 0
+                    print(f"FAILED: {job['history'][-1]}", file=sys.stderr)
+                    return 1
+            await asyncio.sleep(0.1)
+        print(f"not delivered within {args.wait}s (is the gateway running? see its log)", file=sys.stderr)
+        return 1
+    finally:
+        await fake.stop()
+
+
+def cmd_simulate_call(args: argparse.Namespace) -> int:
+    return asyncio.run(_simulate(_load(args.config), args))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vm2mail", description=__doc__)
+    p.add_argument("--version", action="version", version=f"vm2mail {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.add_argument("-c", "--config", required=True, help="the YAML configuration file")
+        return cmd
+
+    command("serve", "run the gateway (webhooks, spool workers)").set_defaults(func=cmd_serve)
+    command("check-config", "validate the configuration and print the routing table").set_defaults(
+        func=cmd_check_config
+    )
+    sim = command("simulate-call", "play Twilio against a running gateway: one unanswered call")
+    sim.add_argument("--from", dest="caller", default="+15550001234", help="caller number ('' = withheld)")
+    sim.add_argument("--caller-name", default=None, help="caller name (CNAM)")
+    sim.add_argument("--to", default=None, help="called number (default: the first configured number)")
+    sim.add_argument("--wav", default=None, help="the recording (default: a sample message)")
+    sim.add_argument(
+        "--dial-outcome", default="no-answer", choices=["no-answer", "busy", "failed", "completed"]
+    )
+    sim.add_argument("--wait", type=float, default=30.0, help="seconds to wait for delivery")
+    sim.set_defaults(func=cmd_simulate_call)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except Vm2mailError as exc:
+        print(f"vm2mail: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Spool workers: turn each acknowledged job into a voicemail in every target folder, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from vm2mail.config.model import Config, Mailbox
+from vm2mail.errors import AudioError, CryptoError, Vm2mailError
+from vm2mail.ingest import jobs
+from vm2mail.ingest.audio import Encoded, transcode_to_mp3
+from vm2mail.ingest.fetch import fetch_recording
+from vm2mail.ingest.jobs import Job
+from vm2mail.ingest.message import Voicemail, compose
+from vm2mail.ingest.pgp import Encryptor
+from vm2mail.ingest.spool import Spool
+from vm2mail.ingest.tags import VoicemailTags, write_tags
+from vm2mail.mailstore.store import ImapStore
+
+log = logging.getLogger(__name__)
+
+GIVE_UP_AFTER = 7 * 24 * 3600  # a job failing temporarily for a week goes to failed/ (kept, retryable)
+MAX_BACKOFF = 600.0
+
+# Called with (job, target mailbox, APPENDUID) after each delivery; the watcher and metrics hook in here.
+DeliveredHook = Callable[[Job, Mailbox, int], Awaitable[None]]
+RecordingDeleter = Callable[[str], Awaitable[None]]
+
+
+def backoff(attempts: int) -> float:
+    """Exponential backoff with jitter: 2 s, 4 s, 8 s … capped at 10 minutes."""
+    return min(MAX_BACKOFF, 2.0 * 2**attempts) * random.uniform(0.8, 1.2)
+
+
+@dataclass
+class Pipeline:
+    config: Callable[[], Config]
+    spool: Spool
+    store: ImapStore
+    http: aiohttp.ClientSession
+    delete_recording: RecordingDeleter
+    on_delivered: DeliveredHook | None = None
+    _encryptors: dict[Path, Encryptor] = field(default_factory=dict)
+
+    async def run(self, workers: int) -> None:
+        async with asyncio.TaskGroup() as group:
+            for n in range(workers):
+                group.create_task(self._loop(), name=f"worker-{n}")
+
+    async def _loop(self) -> None:
+        while True:
+            job = await self.spool.claim()
+            await self.handle(job)
+
+    async def handle(self, job: Job) -> None:
+        """Process one claimed job and leave it in done/, failed/ or back in new/ for a retry."""
+        started = time.monotonic()
+        try:
+            await self.process(job)
+        except Vm2mailError as exc:
+            await self._settle_failure(job, exc, str(exc))
+        except asyncio.CancelledError:
+            raise  # shutdown: the job stays in cur/ and is requeued at the next start
+        except Exception as exc:  # a bug must not lose the job: keep it, retry, and say so loudly
+            log.exception("job=%s unexpected error", job.id)
+            await self._settle_failure(job, Vm2mailError(repr(exc), temporary=True), repr(exc))
+        else:
+            await asyncio.to_thread(self.spool.finish_sync, job)
+            log.info(
+                "job=%s call=%s message_id=%s delivered to %s in %.2fs",
+                job.id,
+                job.call.call_sid,
+                job.message_id,
+                ",".join(job.delivered) or "-",
+                time.monotonic() - started,
+            )
+
+    async def _settle_failure(self, job: Job, exc: Vm2mailError, reason: str) -> None:
+        if exc.temporary and time.time() - job.started.timestamp() < GIVE_UP_AFTER:
+            delay = backoff(job.attempts)
+            log.warning(
+                "job=%s call=%s temporary failure (attempt %d), retry in %.0fs: %s",
+                job.id,
+                job.call.call_sid,
+                job.attempts + 1,
+                delay,
+                reason,
+            )
+            await asyncio.to_thread(self.spool.retry_sync, job, delay, reason)
+        else:
+            log.error(
+                "job=%s call=%s FAILED, moved to %s: %s",
+                job.id,
+                job.call.call_sid,
+                self.spool.dir("failed"),
+                reason,
+            )
+            await asyncio.to_thread(self.spool.fail_sync, job, reason)
+
+    def _encryptor(self, home: Path) -> Encryptor:
+        # One python-gnupg wrapper per keyring: constructing it runs `gpg --version` each time.
+        if home not in self._encryptors:
+            self._encryptors[home] = Encryptor(home)
+        return self._encryptors[home]
+
+    def _workdir(self, job: Job) -> Path:
+        return self.spool.root / "work" / job.id
+
+    async def process(self, job: Job) -> None:
+        config = self.config()
+        mailbox = config.mailboxes.get(job.mailbox)
+        if mailbox is None:
+            raise Vm2mailError(f"mailbox {job.mailbox} is not in the configuration", temporary=False)
+        workdir = self._workdir(job)
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            encoded = await self._audio(config, job, mailbox, workdir) if job.kind == jobs.VOICEMAIL else None
+            if job.kind == jobs.MISSED_CALL and not mailbox.missed_call_email:
+                job.history.append("missed call: no e-mail (missed_call_email is off)")
+            else:
+                for target in config.delivery_targets(mailbox):
+                    if target.id not in job.delivered:
+                        await self._deliver(config, job, mailbox, target, encoded)
+            if job.recording_sid and config.twilio.delete_recordings and not job.recording_deleted:
+                await self.delete_recording(job.recording_sid)
+                job.recording_deleted = True
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def _audio(self, config: Config, job: Job, mailbox: Mailbox, workdir: Path) -> Encoded | None:
+        """Fetch and encode the recording; a silent or too-short one turns the job into a missed call."""
+        source = self.spool.blob_path(job)
+        if source is None:
+            if not job.recording_url:
+                raise AudioError("job has neither a recording URL nor audio", temporary=False)
+            source = workdir / "recording.wav"
+            await fetch_recording(self.http, config.twilio, job.recording_url, source)
+        encoded = await transcode_to_mp3(source, workdir / "voicemail.mp3")
+        if encoded.silent or encoded.duration < mailbox.min_message_seconds:
+            why = "silent" if encoded.silent else f"{encoded.duration:.1f}s long"
+            log.info("job=%s call=%s recording is %s: a missed call", job.id, job.call.call_sid, why)
+            job.history.append(f"recording is {why}: delivered as a missed call")
+            job.kind = jobs.MISSED_CALL
+            return None
+        tags = VoicemailTags(
+            title=f"Voicemail from {job.call.caller_name or job.call.caller or 'unknown caller'}",
+            caller=job.call.caller,
+            caller_name=job.call.caller_name,
+            called=job.call.called,
+            date=job.started,
+            duration=encoded.duration,
+            mailbox=mailbox.id,
+            call_id=job.call.call_sid,
+        )
+        await asyncio.to_thread(write_tags, encoded.path, tags)
+        return encoded
+
+    async def _deliver(
+        self, config: Config, job: Job, mailbox: Mailbox, target: Mailbox, encoded: Encoded | None
+    ) -> None:
+        encryptor = self._encryptor(config.gpg.home) if target.encrypted else None
+        if encryptor is not None:
+            for fpr in target.gpg_recipients:
+                if (problem := await asyncio.to_thread(encryptor.check_key, fpr)) is not None:
+                    raise CryptoError(
+                        f"mailbox {target.id}: key {fpr} is not usable: {problem}", temporary=False
+                    )
+        extra = (config.gpg.playback_key,) if target.phone_playback and config.gpg.playback_key else ()
+        voicemail = Voicemail(
+            kind=job.kind,
+            recipient=target,
+            mailbox=mailbox,
+            message_id=job.message_id,
+            call=job.call,
+            started=job.started,
+            duration=encoded.duration if encoded else job.recording_duration,
+            mail_domain=config.server.mail_domain,
+            mp3=encoded.path if encoded else None,
+        )
+        message = await asyncio.to_thread(
+            compose,
+            voicemail,
+            templates_dir=config.templates_dir,
+            encryptor=encryptor,
+            extra_recipients=extra,
+        )
+        uid = await self.store.deliver(
+            target, target.folder, message, message_id=job.message_id, internal_date=job.started
+        )
+        job.delivered.append(target.id)
+        await asyncio.to_thread(self.spool.checkpoint_sync, job)
+        log.info(
+            "job=%s call=%s message_id=%s appended to %s/%s uid=%d",
+            job.id,
+            job.call.call_sid,
+            job.message_id,
+            target.id,
+            target.folder,
+            uid,
+        )
+        if self.on_delivered is not None:
+            await self.on_delivered(job, target, uid)
