@@ -37,7 +37,8 @@ RecordingDeleter = Callable[[str], Awaitable[None]]
 
 def backoff(attempts: int) -> float:
     """Exponential backoff with jitter: 2 s, 4 s, 8 s … capped at 10 minutes."""
-    return min(MAX_BACKOFF, 2.0 * 2**attempts) * random.uniform(0.8, 1.2)
+    delay: float = min(MAX_BACKOFF, 2.0 * 2**attempts) * random.uniform(0.8, 1.2)
+    return delay
 
 
 @dataclass

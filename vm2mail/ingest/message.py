@@ -1,0 +1,235 @@
+"""Compose the voicemail e-mail (RFC 5322/2045 MIME) and, for mailboxes with keys, wrap it in PGP/MIME."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from pathlib import Path
+
+from vm2mail.config.model import Mailbox
+from vm2mail.errors import CryptoError
+from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo
+from vm2mail.ingest.pgp import Encryptor
+from vm2mail.ingest.tags import UNKNOWN_CALLER
+from vm2mail.templating import environment, language_template
+
+GENERIC_SUBJECT = "Voicemail"  # outer Subject of encrypted mail for mailboxes with private_subject
+_TEMPLATE_NAMES = {VOICEMAIL: "voicemail", MISSED_CALL: "missed"}
+_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")  # ITU-T E.164: at most 15 digits after "+"
+_PREAMBLE = "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Voicemail:
+    """Everything one copy of one voicemail (or missed call) e-mail is made from."""
+
+    kind: str  # jobs.VOICEMAIL or jobs.MISSED_CALL
+    recipient: Mailbox  # the mailbox whose folder gets this copy (a group member for group copies)
+    mailbox: Mailbox  # the mailbox that was called (the group itself for group copies)
+    message_id: str  # "<RE...@domain>": the outer Message-ID, the IMAP idempotency key
+    call: CallInfo
+    started: datetime  # aware: when the recording (or call) started
+    duration: float | None  # seconds; None for a missed call
+    mail_domain: str  # From: "<caller name or number>" <voicemail@mail_domain>
+    mp3: Path | None  # the attachment (None for a missed call)
+
+
+def _clean(value: str) -> str:
+    """One line of printable text: CNAM and PBX names may carry control characters or line breaks."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
+
+
+def caller_display(call: CallInfo) -> str:
+    return _clean(call.caller_name or "") or call.caller or UNKNOWN_CALLER
+
+
+def callback_uri(caller: str | None) -> str | None:
+    """A ``tel:`` URI (RFC 3966 §3, global number) for E.164 callers; nothing for withheld or local ones."""
+    return f"tel:{caller}" if caller and _E164.match(caller) else None
+
+
+def attachment_name(vm: Voicemail) -> str:
+    """``voicemail-2026-11-23-1030-+4930123.mp3``: local time of the recipient, then who called."""
+    local = vm.started.astimezone(vm.recipient.tz)
+    who = re.sub(r"[^A-Za-z0-9+]", "", vm.call.caller or "") or "anonymous"
+    return f"voicemail-{local:%Y-%m-%d-%H%M}-{who}.mp3"
+
+
+def template_context(vm: Voicemail) -> dict[str, object]:
+    """The variables every e-mail template receives."""
+    started = vm.started.astimezone(vm.recipient.tz)
+    return {
+        "kind": vm.kind,
+        "is_voicemail": vm.kind == VOICEMAIL,
+        "caller": vm.call.caller,
+        "caller_name": _clean(vm.call.caller_name or "") or None,
+        "callback_uri": callback_uri(vm.call.caller),
+        "called": vm.call.called,
+        "call_id": vm.call.call_sid,
+        "mailbox_id": vm.mailbox.id,
+        "mailbox_name": vm.mailbox.name,
+        "is_group": vm.mailbox.is_group,
+        "recipient_name": vm.recipient.name,
+        "started": started,
+        "tz_abbr": started.tzname() or "",
+        "duration": vm.duration,
+        "attachment": attachment_name(vm) if vm.mp3 is not None else None,
+        "message_id": vm.message_id,
+    }
+
+
+def render(vm: Voicemail, templates_dir: Path | None) -> tuple[str, str, str]:
+    """Subject, plain text and HTML from ``email/<language>/<kind>.{subject,txt,html}.j2``."""
+    env = environment(templates_dir)
+    context = template_context(vm)
+    base = _TEMPLATE_NAMES[vm.kind]
+    lang = vm.recipient.language
+
+    def one(suffix: str) -> str:
+        name = language_template("email", lang, f"{base}.{suffix}.j2", templates_dir)
+        return env.get_template(name).render(**context)
+
+    return _clean(one("subject")), one("txt"), one("html")
+
+
+def _headers(vm: Voicemail, subject: str) -> list[tuple[str, object]]:
+    """The readable header fields, in order; the menu and watcher read only these (never bodies)."""
+    if vm.started.tzinfo is None:
+        raise ValueError("Voicemail.started must be timezone-aware")
+    if any(ch in vm.message_id for ch in "\r\n") or not vm.message_id.startswith("<"):
+        raise ValueError(f"bad Message-ID {vm.message_id!r}")
+    rcpt = vm.recipient
+    to_addr = rcpt.email or f"{rcpt.id}@{vm.mail_domain}"
+    caller_name = _clean(vm.call.caller_name or "")
+    headers: list[tuple[str, object]] = [
+        # email.headerregistry encodes non-ASCII display names as RFC 2047 encoded-words.
+        ("From", Address(display_name=caller_display(vm.call), addr_spec=f"voicemail@{vm.mail_domain}")),
+        ("To", Address(display_name=_clean(rcpt.name), addr_spec=to_addr)),
+        ("Date", vm.started.astimezone(rcpt.tz)),  # RFC 5322 §3.3, with the recipient's offset
+        ("Subject", subject),
+        ("Message-ID", vm.message_id),
+        ("Auto-Submitted", "auto-generated"),  # RFC 3834 §5: no auto-replies to us
+        ("X-Vm2mail-Kind", vm.kind),
+        ("X-Vm2mail-Caller", vm.call.caller or "anonymous"),
+    ]
+    if caller_name:
+        headers.append(("X-Vm2mail-Caller-Name", caller_name))
+    headers += [
+        ("X-Vm2mail-Called", vm.call.called),
+        ("X-Vm2mail-Duration", str(round(vm.duration or 0))),
+        ("X-Vm2mail-Mailbox", vm.mailbox.id),
+        ("X-Vm2mail-Call-Id", vm.call.call_sid),
+    ]
+    return headers
+
+
+def _set(msg: EmailMessage, headers: list[tuple[str, object]]) -> None:
+    for name, value in headers:
+        msg[name] = value
+
+
+def _mixed(vm: Voicemail, text: str, html: str, headers: list[tuple[str, object]]) -> EmailMessage:
+    """``multipart/mixed`` of ``multipart/alternative`` (text, HTML) and the MP3, headers first."""
+    alternative = EmailMessage(policy=SMTP)
+    # Quoted-printable keeps the parts 7-bit: safe for any IMAP server and canonical for PGP/MIME.
+    alternative.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    alternative.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+
+    root = EmailMessage(policy=SMTP)
+    _set(root, headers)
+    root.make_mixed()
+    root.attach(alternative)
+    if vm.mp3 is not None:
+        audio = EmailMessage(policy=SMTP)
+        audio.set_content(
+            vm.mp3.read_bytes(),
+            maintype="audio",
+            subtype="mpeg",  # RFC 3003
+            disposition="attachment",
+            filename=attachment_name(vm),
+        )
+        root.attach(audio)
+    # set_content() adds MIME-Version to each part; it belongs on the message only (RFC 2045 §4).
+    for part in root.walk():
+        if part is not root:
+            del part["MIME-Version"]
+    return root
+
+
+def _pgp_mime(headers: list[tuple[str, object]], armored: bytes) -> EmailMessage:
+    """RFC 3156 §4: ``multipart/encrypted`` with the version part and the armored payload, both 7bit."""
+    outer = EmailMessage(policy=SMTP)
+    _set(outer, headers)
+    outer["MIME-Version"] = "1.0"
+    outer["Content-Type"] = 'multipart/encrypted; protocol="application/pgp-encrypted"'
+    outer.preamble = _PREAMBLE
+
+    version = EmailMessage(policy=SMTP)
+    version["Content-Type"] = "application/pgp-encrypted"
+    version["Content-Description"] = "PGP/MIME version identification"
+    version["Content-Transfer-Encoding"] = "7bit"
+    version.set_payload("Version: 1\r\n")
+
+    payload = EmailMessage(policy=SMTP)
+    payload["Content-Type"] = 'application/octet-stream; name="encrypted.asc"'
+    payload["Content-Description"] = "OpenPGP encrypted message"
+    payload["Content-Disposition"] = 'inline; filename="encrypted.asc"'
+    payload["Content-Transfer-Encoding"] = "7bit"
+    payload.set_payload(armored.decode("ascii"))
+
+    outer.attach(version)
+    outer.attach(payload)
+    return outer
+
+
+def compose(
+    vm: Voicemail,
+    *,
+    templates_dir: Path | None,
+    encryptor: Encryptor | None,
+    extra_recipients: Sequence[str] = (),
+) -> bytes:
+    """The finished message as CRLF bytes, ready for IMAP APPEND (RFC 3501 §6.3.11).
+
+    Blocking: it reads the MP3 and, when encrypting, runs gpg; call it via ``asyncio.to_thread``.
+    A recipient with ``gpg_recipients`` is encrypted to those keys plus ``extra_recipients`` (the
+    gateway's playback key); without an ``encryptor`` such a recipient raises CryptoError rather than
+    receive plaintext. Raises CryptoError for unusable keys, OSError if the MP3 cannot be read.
+    """
+    if vm.kind not in _TEMPLATE_NAMES:
+        raise ValueError(f"unknown voicemail kind {vm.kind!r}")
+    subject, text, html = render(vm, templates_dir)
+    headers = _headers(vm, subject)
+    keys = vm.recipient.gpg_recipients
+    if not keys:
+        return _mixed(vm, text, html, [*headers, ("MIME-Version", "1.0")]).as_bytes()
+    if encryptor is None:
+        raise CryptoError(
+            f"mailbox {vm.recipient.id} has gpg_recipients but no encryptor is configured", temporary=False
+        )
+
+    outer_subject = GENERIC_SUBJECT if vm.recipient.private_subject else subject
+    outer_headers = [(n, outer_subject if n == "Subject" else v) for n, v in headers]
+    # Protected headers: the inner root repeats every header field (RFC 9788 §2), lists what the outer
+    # message showed in HP-Outer fields (RFC 9788 §2.2), and is marked both the RFC 9788 way
+    # (hp="cipher") and the older way clients still read (protected-headers="v1").
+    hp_outer: list[tuple[str, object]] = [("HP-Outer", f"{n}: {_plain(v)}") for n, v in outer_headers]
+    inner = _mixed(vm, text, html, headers + hp_outer)
+    inner.set_param("protected-headers", "v1")
+    inner.set_param("hp", "cipher")
+    # RFC 3156 §3: the encrypted entity is the canonical (CRLF) MIME form: policy SMTP writes CRLF.
+    armored = encryptor.encrypt(inner.as_bytes(), [*keys, *extra_recipients])
+    return _pgp_mime(outer_headers, armored).as_bytes()
+
+
+def _plain(value: object) -> str:
+    """A header value as text, the way it reads after decoding (for HP-Outer)."""
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    return str(value)

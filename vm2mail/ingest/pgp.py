@@ -1,0 +1,128 @@
+"""Encrypt voicemails to the OpenPGP keys an admin pinned per mailbox, and say why a key cannot be used."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gnupg
+
+from vm2mail.errors import CryptoError
+
+# v4 fingerprints are 40 hex digits (RFC 4880 §12.2), v5/v6 ones 64 (RFC 9580 §5.5.4).
+_FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
+
+
+def _date(epoch: str) -> datetime | None:
+    return datetime.fromtimestamp(int(epoch), UTC) if epoch.isdigit() else None
+
+
+class Encryptor:
+    """python-gnupg over the gateway's GNUPGHOME, which holds the mailboxes' public keys only.
+
+    Every method spawns one gpg process and blocks until it ends: call them from a worker thread
+    (``asyncio.to_thread``), never on the event loop.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        try:
+            self._gpg = gnupg.GPG(gnupghome=str(home))
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise CryptoError(f"cannot run gpg with home {home}: {exc}", temporary=True) from exc
+        self._gpg.encoding = "utf-8"
+
+    def _list(self, fingerprints: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Key records by primary fingerprint; missing keys are simply absent (gpg lists the others)."""
+        if not fingerprints:
+            return {}
+        keys: list[dict[str, Any]] = list(self._gpg.list_keys(keys=list(fingerprints)))
+        return {key["fingerprint"]: key for key in keys}
+
+    @staticmethod
+    def _problem(key: dict[str, Any] | None) -> str | None:
+        """Why ``key`` cannot encrypt, from gpg's colon listing (validity field 2, capabilities field 12)."""
+        if key is None:
+            return "not in keyring"
+        validity = key.get("trust", "")
+        if validity == "r":
+            return "revoked"
+        if validity == "e":
+            expired = _date(key.get("expires", ""))
+            return f"expired {expired:%Y-%m-%d}" if expired else "expired"
+        if validity in ("d", "i"):
+            return "disabled" if validity == "d" else "invalid"
+        # Upper-case capability letters are the key's usable ones, over primary and subkeys.
+        if "E" in key.get("cap", ""):
+            return None
+        subkeys: dict[str, dict[str, Any]] = key.get("subkey_info", {})
+        encrypting = [sub for sub in subkeys.values() if "e" in sub.get("cap", "")]
+        if not encrypting:
+            return "no encryption subkey"
+        if all(sub.get("trust") == "r" for sub in encrypting):
+            return "encryption subkey revoked"
+        dates = [d for sub in encrypting if (d := _date(sub.get("expires", ""))) is not None]
+        if dates:
+            return f"encryption subkey expired {max(dates):%Y-%m-%d}"
+        return "no usable encryption subkey"
+
+    def check_key(self, fingerprint: str) -> str | None:
+        """None if ``fingerprint`` names a key here that can encrypt, else what is wrong with it."""
+        if not _FINGERPRINT.match(fingerprint):
+            return "not a full fingerprint (40 or 64 upper-case hex digits)"
+        return self._problem(self._list([fingerprint]).get(fingerprint))
+
+    def expires(self, fingerprint: str) -> datetime | None:
+        """When the key stops encrypting: the primary key's or its last encryption subkey's expiry.
+
+        None when it never expires (or is not in the keyring; ``check_key`` tells that apart).
+        """
+        key = self._list([fingerprint]).get(fingerprint) if _FINGERPRINT.match(fingerprint) else None
+        if key is None:
+            return None
+        primary = _date(key.get("expires", ""))
+        subkeys: dict[str, dict[str, Any]] = key.get("subkey_info", {})
+        encrypting = [sub for sub in subkeys.values() if "e" in sub.get("cap", "")]
+        sub_dates = [_date(sub.get("expires", "")) for sub in encrypting if sub.get("trust") != "r"]
+        # A subkey without expiry lasts as long as the primary; otherwise the latest subkey counts.
+        sub_expiry = None if (not sub_dates or None in sub_dates) else max(d for d in sub_dates if d)
+        candidates = [d for d in (primary, sub_expiry) if d is not None]
+        return min(candidates) if candidates else None
+
+    def encrypt(self, data: bytes, recipients: Sequence[str]) -> bytes:
+        """Encrypt ``data`` to every fingerprint in ``recipients``; ASCII-armored OpenPGP (RFC 4880 §6.2).
+
+        Raises CryptoError(temporary=False) naming the unusable keys or gpg's status; the message never
+        contains the plaintext.
+        """
+        recipients = list(dict.fromkeys(recipients))
+        if not recipients:
+            raise CryptoError("no recipients to encrypt to", temporary=False)
+        bad = [fpr for fpr in recipients if not _FINGERPRINT.match(fpr)]
+        if bad:
+            raise CryptoError(f"recipients must be full fingerprints: {', '.join(bad)}", temporary=False)
+        # Check first: gpg rejects an unusable key only after python-gnupg started writing the data,
+        # which for large audio shows up as a BrokenPipeError instead of a reason.
+        keys = self._list(recipients)
+        problems = [f"{fpr}: {p}" for fpr in recipients if (p := self._problem(keys.get(fpr)))]
+        if problems:
+            raise CryptoError("cannot encrypt to " + "; ".join(problems), temporary=False)
+        try:
+            # always_trust=True skips the web of trust. That is sound only because every recipient is a
+            # full fingerprint the admin pinned in the configuration (checked above): the pin is the
+            # trust decision. Never pass user IDs or short key IDs here.
+            result = self._gpg.encrypt(data, recipients, armor=True, always_trust=True)
+        except (OSError, ValueError) as exc:
+            raise CryptoError(f"gpg failed: {type(exc).__name__}: {exc}", temporary=False) from exc
+        if not result.ok or not result.data:
+            status = result.status or "no status"
+            lines = (result.stderr or "").splitlines()
+            # gpg's status lines ("[GNUPG:] INV_RECP 10 <fpr>") name the failure, never the plaintext.
+            detail = "; ".join(line.removeprefix("[GNUPG:] ") for line in lines if "INV_RECP" in line)
+            suffix = f"; {detail}" if detail else ""
+            raise CryptoError(f"gpg encryption failed: {status}{suffix}", temporary=False)
+        armored: bytes = result.data
+        return armored
