@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -30,11 +31,31 @@ def make_key(home: Path, name: str, email: str, expire: str = "2y") -> str:
     """Generate a passphrase-less ed25519/cv25519 key in ``home``; return its fingerprint."""
     init_home(home)
     uid = f"{name} <{email}>"
-    _gpg(home, "--passphrase", "", "--pinentry-mode", "loopback",
-         "--quick-gen-key", uid, "ed25519", "cert,sign", expire)
+    _gpg(
+        home,
+        "--passphrase",
+        "",
+        "--pinentry-mode",
+        "loopback",
+        "--quick-gen-key",
+        uid,
+        "ed25519",
+        "cert,sign",
+        expire,
+    )
     fpr = fingerprints(home, email)[0]
-    _gpg(home, "--passphrase", "", "--pinentry-mode", "loopback",
-         "--quick-add-key", fpr, "cv25519", "encr", expire)
+    _gpg(
+        home,
+        "--passphrase",
+        "",
+        "--pinentry-mode",
+        "loopback",
+        "--quick-add-key",
+        fpr,
+        "cv25519",
+        "encr",
+        expire,
+    )
     return fpr
 
 
@@ -43,7 +64,7 @@ def fingerprints(home: Path, query: str) -> list[str]:
     lines = out.splitlines()
     return [
         line.split(":")[9]
-        for prev, line in zip(lines, lines[1:], strict=False)
+        for prev, line in itertools.pairwise(lines)
         if prev.startswith("pub:") and line.startswith("fpr:")
     ]
 
@@ -53,8 +74,9 @@ def export_public(home: Path, fpr: str) -> bytes:
 
 
 def export_secret(home: Path, fpr: str) -> bytes:
-    return _gpg(home, "--armor", "--pinentry-mode", "loopback", "--passphrase", "",
-                "--export-secret-keys", fpr).encode()
+    return _gpg(
+        home, "--armor", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys", fpr
+    ).encode()
 
 
 def import_keys(home: Path, armored: bytes) -> None:
@@ -65,9 +87,21 @@ def import_keys(home: Path, armored: bytes) -> None:
 def decrypt(home: Path, armored: bytes) -> bytes:
     """Decrypt with the secret keys in ``home`` (as a user's mail client would)."""
     result = subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--pinentry-mode", "loopback",
-         "--passphrase", "", "--decrypt"],
-        input=armored, capture_output=True, check=False,
+        [
+            "gpg",
+            "--homedir",
+            str(home),
+            "--batch",
+            "--no-tty",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "--decrypt",
+        ],
+        input=armored,
+        capture_output=True,
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"gpg --decrypt failed: {result.stderr.decode(errors='replace')}")

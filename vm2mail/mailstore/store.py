@@ -1,0 +1,217 @@
+"""The gateway's IMAP writer: idempotent APPEND of voicemails into folders over pooled connections."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from vm2mail.config.model import ImapConfig, Mailbox
+from vm2mail.errors import MailStoreError
+from vm2mail.mailstore.connection import ImapConnection, append_uid, response_text, search_uids
+from vm2mail.mailstore.folders import quote, wire_mailbox
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_CONNECTIONS_PER_LOGIN = 4
+IDLE_SECONDS = 60.0
+
+
+@dataclass
+class _Pool:
+    """Open connections of one login, bounded so one busy user cannot exhaust the server's limits."""
+
+    password: str = field(repr=False)
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CONNECTIONS_PER_LOGIN))
+    idle: list[ImapConnection] = field(default_factory=list)
+    folders: set[str] = field(default_factory=set)  # folders known to exist (created or seen)
+
+
+class ImapStore:
+    """Delivers messages into IMAP folders, logging in as each mailbox's owner (or a master user for them)."""
+
+    def __init__(self, cfg: ImapConfig) -> None:
+        self.cfg = cfg
+        self._pools: dict[str, _Pool] = {}
+
+    # -- credentials -----------------------------------------------------------------------------------
+
+    def credentials(self, mailbox: Mailbox) -> tuple[str, str]:
+        """(login, password) for a mailbox: ``user*master`` with the master password when one is set."""
+        if not mailbox.imap_user:
+            raise MailStoreError(f"mailbox {mailbox.id} has no imap_user", temporary=False)
+        if self.cfg.master_user:
+            # Dovecot auth_master_user_separator = "*": log in as the user, authenticated as the master.
+            return f"{mailbox.imap_user}*{self.cfg.master_user}", self.cfg.master_password or ""
+        if mailbox.imap_password is None:
+            raise MailStoreError(
+                f"mailbox {mailbox.id} ({mailbox.imap_user}) has no imap_password and no master user is set",
+                temporary=False,
+            )
+        return mailbox.imap_user, mailbox.imap_password
+
+    # -- pool ------------------------------------------------------------------------------------------
+
+    def _pool(self, login: str, password: str) -> _Pool:
+        pool = self._pools.get(login)
+        if pool is None or pool.password != password:
+            pool = self._pools[login] = _Pool(password=password)
+        return pool
+
+    def _reap(self, pool: _Pool) -> None:
+        now = time.monotonic()
+        keep: list[ImapConnection] = []
+        for conn in pool.idle:
+            if conn.alive and now - conn.last_used < IDLE_SECONDS:
+                keep.append(conn)
+            else:
+                conn.abort()
+        pool.idle = keep
+
+    @asynccontextmanager
+    async def _connection(self, login: str, password: str) -> AsyncIterator[tuple[ImapConnection, bool]]:
+        """A connection for ``login`` and whether it was reused; returned to the pool only if unharmed."""
+        pool = self._pool(login, password)
+        async with pool.slots:
+            self._reap(pool)
+            reused = bool(pool.idle)
+            conn = pool.idle.pop() if reused else await ImapConnection.open(self.cfg, login, password)
+            try:
+                yield conn, reused
+            except BaseException:
+                conn.abort()
+                raise
+            if conn.alive and self._pools.get(login) is pool:
+                conn.last_used = time.monotonic()
+                pool.idle.append(conn)
+            else:
+                conn.abort()
+
+    async def _run(self, mailbox: Mailbox, op: Callable[[ImapConnection, _Pool], Awaitable[T]]) -> T:
+        """Run ``op`` on a pooled connection; a stale pooled connection is replaced once, transparently."""
+        login, password = self.credentials(mailbox)
+        for attempt in (1, 2):
+            async with self._connection(login, password) as (conn, reused):
+                try:
+                    return await op(conn, self._pool(login, password))
+                except MailStoreError:
+                    # The server restarted or dropped an idle session: retry on a fresh connection.
+                    # Safe for deliver(): the retry searches for the Message-ID again before APPEND.
+                    if not (reused and not conn.alive and attempt == 1):
+                        raise
+                    log.info("IMAP %s: pooled connection for %s was stale; reconnecting", conn.where, login)
+        raise AssertionError("unreachable")
+
+    # -- folder handling -------------------------------------------------------------------------------
+
+    async def _ensure_folder(self, conn: ImapConnection, pool: _Pool, folder: str) -> None:
+        if folder in pool.folders:
+            return
+        name = wire_mailbox(folder, conn.delimiter)
+        response = await conn.command(conn.client.create(name), f"CREATE {folder!r}", ok=("OK", "NO"))
+        if response.result == "OK":
+            # RFC 3501 §6.3.6: CREATE does not subscribe; mail clients show only subscribed folders.
+            await conn.command(conn.client.subscribe(name), f"SUBSCRIBE {folder!r}")
+            log.info("IMAP %s: created folder %r for %s", conn.where, folder, conn.login)
+        elif "ALREADYEXISTS" not in response_text(response).upper():
+            # RFC 5530 [ALREADYEXISTS] is fine; other refusals (permissions, invalid name) are not.
+            raise conn.error(f"CREATE {folder!r} failed: {response_text(response)}", broken=False)
+        pool.folders.add(folder)
+
+    async def _select(self, conn: ImapConnection, pool: _Pool, folder: str) -> None:
+        """Make ``folder`` the selected mailbox with an up-to-date view.
+
+        Dovecot searches the mailbox view as of the last sync, so a message appended meanwhile by
+        another connection would be missed: re-selecting syncs, and on an already selected folder
+        NOOP does the same (RFC 3501 §6.1.2) for one round trip.
+        """
+        if conn.selected == folder:
+            await conn.command(conn.client.noop(), "NOOP")
+            return
+        await self._ensure_folder(conn, pool, folder)
+        conn.selected = None
+        name = wire_mailbox(folder, conn.delimiter)
+        response = await conn.command(conn.client.select(name), f"SELECT {folder!r}", ok=("OK", "NO"))
+        if response.result != "OK":
+            pool.folders.discard(folder)  # deleted by the user since we looked: create it again
+            await self._ensure_folder(conn, pool, folder)
+            await conn.command(conn.client.select(name), f"SELECT {folder!r}")
+        conn.selected = folder
+
+    async def _search_message_id(self, conn: ImapConnection, message_id: str) -> int | None:
+        if not message_id.isascii() or not message_id.strip():
+            raise MailStoreError(f"unusable Message-ID {message_id!r}", temporary=False)
+        # RFC 3501 §6.4.4: HEADER matches a substring; the angle brackets make that an exact match.
+        response = await conn.command(
+            conn.client.uid_search("HEADER", "Message-ID", quote(message_id), charset=None),
+            "UID SEARCH",
+        )
+        uids = search_uids(response)
+        return min(uids) if uids else None
+
+    # -- public API ------------------------------------------------------------------------------------
+
+    async def deliver(
+        self, mailbox: Mailbox, folder: str, message: bytes, *, message_id: str, internal_date: datetime
+    ) -> int:
+        """APPEND ``message`` unseen into ``folder`` unless a message with ``message_id`` is there; its UID.
+
+        ``internal_date`` must be timezone-aware (it becomes the RFC 3501 INTERNALDATE). The folder is
+        created and subscribed when missing.
+        """
+        if internal_date.tzinfo is None:
+            raise ValueError("internal_date must be timezone-aware")
+
+        async def op(conn: ImapConnection, pool: _Pool) -> int:
+            await self._select(conn, pool, folder)
+            existing = await self._search_message_id(conn, message_id)
+            if existing is not None:
+                log.info("IMAP %s: %s already in %r as UID %d", conn.where, message_id, folder, existing)
+                return existing
+            # RFC 3501 §6.3.11: no flag list, so the voicemail arrives unseen (new).
+            response = await conn.command(
+                conn.client.append(message, mailbox=wire_mailbox(folder, conn.delimiter), date=internal_date),
+                f"APPEND to {folder!r}",
+            )
+            uid = append_uid(response)
+            if uid is None:  # server without UIDPLUS (RFC 4315): find what we just stored
+                await conn.command(conn.client.noop(), "NOOP")
+                uid = await self._search_message_id(conn, message_id)
+                if uid is None:
+                    raise conn.error(f"APPEND to {folder!r} succeeded but {message_id} is not found")
+            log.info("IMAP %s: appended %s to %r as UID %d", conn.where, message_id, folder, uid)
+            return uid
+
+        return await self._run(mailbox, op)
+
+    async def find_message_id(self, mailbox: Mailbox, folder: str, message_id: str) -> int | None:
+        """UID of the message with ``message_id`` in ``folder`` (created if missing), or None."""
+
+        async def op(conn: ImapConnection, pool: _Pool) -> int | None:
+            await self._select(conn, pool, folder)
+            return await self._search_message_id(conn, message_id)
+
+        return await self._run(mailbox, op)
+
+    async def ping(self) -> None:
+        """Health check: connect (with TLS as configured) and NOOP without logging in."""
+        conn = ImapConnection(self.cfg, "(health check)")
+        try:
+            await conn.connect()
+            await conn.command(conn.client.noop(), "NOOP")
+        finally:
+            await conn.logout()
+
+    async def close(self) -> None:
+        """Log out every pooled connection."""
+        pools, self._pools = list(self._pools.values()), {}
+        connections = [conn for pool in pools for conn in pool.idle]
+        for pool in pools:
+            pool.idle.clear()
+        await asyncio.gather(*(conn.logout() for conn in connections))
