@@ -1,0 +1,359 @@
+"""aiohttp handlers for Twilio's voice webhooks: signed form POSTs in, TwiML or a spooled job out."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from multidict import MultiDict
+
+from vm2mail.config.model import Config, Mailbox
+from vm2mail.errors import SignatureError, SpoolError, TelephonyError
+from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job
+from vm2mail.ingest.spool import Spool
+from vm2mail.telephony import prompts, twiml
+from vm2mail.telephony.signature import SIGNATURE_HEADER, verify, webhook_url
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/twilio/"
+FORM = "application/x-www-form-urlencoded"
+
+# Twilio SIDs: two-letter type prefix + 32 hex digits (https://www.twilio.com/docs/glossary/what-is-a-sid).
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+
+# What Twilio puts in From when the caller ID is withheld: the words, or the numbers that spell
+# ANONYMOUS, UNAVAILABLE, RESTRICTED and BLOCKED on a keypad
+# (https://www.twilio.com/docs/voice/twiml#request-parameters, "Caller ID" notes).
+WITHHELD = frozenset(
+    {
+        "anonymous",
+        "restricted",
+        "unavailable",
+        "unknown",
+        "private",
+        "blocked",
+        "+266696687",
+        "+86282452253",
+        "+7378742833",
+        "+2562533",
+    }
+)
+
+# DialCallStatus values after which the callee talked to the caller
+# (https://www.twilio.com/docs/voice/twiml/dial#dialcallstatus): the call is left alone.
+CONNECTED = frozenset({"completed", "answered"})
+NOT_CONNECTED = frozenset({"no-answer", "busy", "failed", "canceled"})
+
+
+@dataclass
+class TelephonyDeps:
+    """What the telephony edge needs from the composition root."""
+
+    config: Callable[[], Config]  # current config (reload swaps it)
+    spool: Spool
+
+
+def caller_number(raw: str | None) -> str | None:
+    """The caller's E.164 number, or None when it is withheld, empty or not a phone number."""
+    value = (raw or "").strip()
+    if not value or value.lower() in WITHHELD or not E164.match(value):
+        return None
+    return value
+
+
+def _sid(params: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str:
+    value = params.get(name, "")
+    if not pattern.match(value):
+        raise TelephonyError(f"{name} missing or malformed")
+    return value
+
+
+def _required(params: Mapping[str, str], name: str) -> str:
+    value = params.get(name, "").strip()
+    if not value:
+        raise TelephonyError(f"{name} missing")
+    return value
+
+
+def _seconds(raw: str | None) -> int | None:
+    """A Twilio duration in whole seconds; None when absent or unusable (e.g. -1 while recording)."""
+    try:
+        value = int(raw or "")
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _started_at(raw: str | None, now: datetime) -> str:
+    """RecordingStartTime is RFC 2822 ("Mon, 23 Nov 2026 10:00:00 +0000"); fall back to ``now``."""
+    if raw:
+        try:
+            parsed = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            log.warning("unparseable RecordingStartTime %r: using the callback time", raw)
+        else:
+            if parsed.tzinfo is None:  # RFC 2822 "-0000": UTC with no claim about local time
+                parsed = parsed.replace(tzinfo=UTC)
+            return parsed.isoformat()
+    return now.isoformat()
+
+
+async def _form(request: web.Request) -> MultiDict[str]:
+    """The POSTed form, every parameter kept (repeated keys too): Twilio signs over all of them."""
+    if request.content_type != FORM:
+        raise TelephonyError(f"expected {FORM}, got {request.content_type or 'no body'}")
+    form: MultiDict[str] = MultiDict()
+    for key, value in (await request.post()).items():
+        if not isinstance(value, str):
+            raise TelephonyError("file fields are not accepted")
+        form.add(key, value)
+    return form
+
+
+def _twiml(document: str) -> web.Response:
+    # Twilio accepts TwiML served as text/xml or application/xml
+    # (https://www.twilio.com/docs/voice/twiml#twilios-request-to-your-application).
+    return web.Response(text=document, content_type="application/xml")
+
+
+def _text(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text, content_type="text/plain")
+
+
+def recording_job(
+    *, config: Config, mailbox: Mailbox, query: Mapping[str, str], form: Mapping[str, str], now: datetime
+) -> Job | None:
+    """Translate a recordingStatusCallback into the spool's job, or None when there is nothing to do.
+
+    ``completed`` → a voicemail; ``absent`` (silence, nothing stored) → a missed call if the mailbox
+    wants those; ``failed`` → a missed call always, since the caller did try
+    (https://www.twilio.com/docs/voice/twiml/record#recordingstatuscallback).
+    """
+    call_sid = _sid(form, "CallSid", CALL_SID)
+    recording_sid = _sid(form, "RecordingSid", RECORDING_SID)
+    status = form.get("RecordingStatus", "")
+    if status == "completed":
+        kind = VOICEMAIL
+    elif status == "absent":
+        if not mailbox.missed_call_email:
+            log.info(
+                "call %s: empty recording %s, mailbox %s wants no missed-call mail",
+                call_sid,
+                recording_sid,
+                mailbox.id,
+            )
+            return None
+        kind = MISSED_CALL
+    elif status == "failed":
+        log.error(
+            "call %s: recording %s failed (ErrorCode %s): reporting a missed call to mailbox %s",
+            call_sid,
+            recording_sid,
+            form.get("ErrorCode", "?"),
+            mailbox.id,
+        )
+        kind = MISSED_CALL
+    else:
+        log.warning("call %s: ignoring RecordingStatus %r for %s", call_sid, status, recording_sid)
+        return None
+    return Job(
+        id=f"twilio-{recording_sid}",
+        kind=kind,
+        source="twilio",
+        mailbox=mailbox.id,
+        message_id=f"<{recording_sid}@{config.server.mail_domain}>",
+        call=CallInfo(
+            call_sid=call_sid,
+            called=_required(query, "to"),
+            caller=caller_number(query.get("from")),
+            caller_name=query.get("name", "").strip() or None,
+        ),
+        started_at=_started_at(form.get("RecordingStartTime"), now),
+        recording_sid=recording_sid,
+        # Only a completed recording has media to fetch; the worker fetches it with Basic auth.
+        recording_url=(form.get("RecordingUrl") or None) if kind == VOICEMAIL else None,
+        recording_duration=_seconds(form.get("RecordingDuration")),
+    )
+
+
+class _Webhooks:
+    """The handlers, bound to the dependencies; every request has passed ``guard`` already."""
+
+    def __init__(self, deps: TelephonyDeps) -> None:
+        self.deps = deps
+
+    def _voicemail(self, config: Config, mailbox: Mailbox, form: Mapping[str, str], attempt: int = 1) -> str:
+        greeting = prompts.GREETING if attempt == 1 else prompts.TOO_SHORT
+        caller = caller_number(form.get("From"))
+        context = twiml.CallContext(
+            mailbox_id=mailbox.id,
+            called=form.get("To", ""),
+            caller=caller,
+            caller_name=form.get("CallerName", "").strip() or None,
+        )
+        return twiml.voicemail(
+            public_url=config.server.public_url,
+            mailbox=mailbox,
+            context=context,
+            greeting=prompts.mailbox_prompt(config, mailbox, greeting, called=context.called, caller=caller),
+            goodbye=prompts.mailbox_prompt(config, mailbox, prompts.GOODBYE),
+            attempt=attempt,
+        )
+
+    def _query_mailbox(self, config: Config, request: web.Request) -> Mailbox | None:
+        return config.mailboxes.get(request.query.get("mb", ""))
+
+    async def voice(self, request: web.Request) -> web.Response:
+        """The number's voice URL: forward first if the mailbox says so, else straight to voicemail."""
+        config = self.deps.config()
+        form = await _form(request)
+        call_sid = _sid(form, "CallSid", CALL_SID)
+        called = _required(form, "To")
+        mailbox = config.mailbox_for_number(called)
+        if mailbox is None:
+            log.warning("call %s: the called number %s belongs to no mailbox", call_sid, called)
+            prompt = prompts.service_prompt(config, prompts.NOT_IN_SERVICE, called=called)
+            return _twiml(twiml.say_and_hangup(prompt))
+        if mailbox.forward_to:
+            log.info("call %s: mailbox %s, ringing its forward number first", call_sid, mailbox.id)
+            caller_id = caller_number(form.get("From")) or called
+            return _twiml(
+                twiml.forward(
+                    public_url=config.server.public_url,
+                    mailbox=mailbox,
+                    forward_to=mailbox.forward_to,
+                    caller_id=caller_id,
+                )
+            )
+        log.info("call %s: mailbox %s, taking a message", call_sid, mailbox.id)
+        return _twiml(self._voicemail(config, mailbox, form))
+
+    async def dial_done(self, request: web.Request) -> web.Response:
+        """The ``<Dial action>``: answered calls are left alone, the rest go to voicemail."""
+        config = self.deps.config()
+        form = await _form(request)
+        call_sid = _sid(form, "CallSid", CALL_SID)
+        status = form.get("DialCallStatus", "")
+        if status in CONNECTED:
+            log.info("call %s: forwarded call answered (%s)", call_sid, status)
+            return _twiml(twiml.hangup())
+        mailbox = self._query_mailbox(config, request)
+        if mailbox is None:
+            log.error(
+                "call %s: dial-done for unknown mailbox %r (config changed?)",
+                call_sid,
+                request.query.get("mb"),
+            )
+            prompt = prompts.service_prompt(config, prompts.NOT_IN_SERVICE, called=form.get("To", ""))
+            return _twiml(twiml.say_and_hangup(prompt))
+        if status not in NOT_CONNECTED:
+            log.warning("call %s: unknown DialCallStatus %r, taking a message", call_sid, status)
+        log.info("call %s: forward %s, mailbox %s taking a message", call_sid, status, mailbox.id)
+        return _twiml(self._voicemail(config, mailbox, form))
+
+    async def record_done(self, request: web.Request) -> web.Response:
+        """The ``<Record action>``: thank a caller still on the line; offer one retry if too short."""
+        config = self.deps.config()
+        form = await _form(request)
+        call_sid = _sid(form, "CallSid", CALL_SID)
+        if form.get("Digits") == "hangup":
+            return _twiml(twiml.empty())  # the caller is gone; the status callback brings the audio
+        mailbox = self._query_mailbox(config, request)
+        if mailbox is None:
+            log.error("call %s: record-done for unknown mailbox %r", call_sid, request.query.get("mb"))
+            return _twiml(twiml.hangup())
+        attempt = _seconds(request.query.get("attempt")) or 1
+        duration = _seconds(form.get("RecordingDuration"))
+        if duration is not None and duration < mailbox.min_message_seconds and attempt < 2:
+            log.info("call %s: %ss message too short, asking once more", call_sid, duration)
+            return _twiml(self._voicemail(config, mailbox, form, attempt=attempt + 1))
+        return _twiml(twiml.say_and_hangup(prompts.mailbox_prompt(config, mailbox, prompts.THANKS)))
+
+    async def recording(self, request: web.Request) -> web.Response:
+        """The recordingStatusCallback: make the job durable, then acknowledge with 204."""
+        config = self.deps.config()
+        form = await _form(request)
+        call_sid = _sid(form, "CallSid", CALL_SID)
+        mailbox_id = request.query.get("mb", "")
+        mailbox = config.mailboxes.get(mailbox_id)
+        if mailbox is None:
+            log.error(
+                "call %s: recording callback for unknown mailbox %r (config changed?)", call_sid, mailbox_id
+            )
+            raise TelephonyError(f"unknown mailbox {mailbox_id!r}")
+        job = recording_job(
+            config=config, mailbox=mailbox, query=request.query, form=form, now=datetime.now(UTC)
+        )
+        if job is None:
+            return web.Response(status=204)
+        if await self.deps.spool.submit(job):
+            log.info("call %s: %s job %s spooled for mailbox %s", call_sid, job.kind, job.id, mailbox.id)
+        else:
+            log.info("call %s: job %s already spooled (repeated callback)", call_sid, job.id)
+        return web.Response(status=204)
+
+
+def guard(deps: TelephonyDeps) -> Middleware:
+    """The one place that authenticates Twilio POSTs under /twilio/ and maps errors to HTTP replies.
+
+    SignatureError → 403, TelephonyError or ValueError (bad input) → 400, SpoolError → 503 (never
+    acknowledge what is not durable), anything else → 500, logged. Other paths pass through untouched.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if (
+            request.method != "POST"
+            or not request.path.startswith(PREFIX)
+            or request.match_info.http_exception is not None  # 404/405: let the router answer
+        ):
+            return await handler(request)
+        call_sid = ""
+        try:
+            form = await _form(request)
+            call_sid = form.get("CallSid", "")[:34]
+            config = deps.config()
+            # raw_path is the request target byte for byte: Twilio signed the URL exactly as we wrote it.
+            url = webhook_url(config.server.public_url, request.raw_path)
+            signature = request.headers.get(SIGNATURE_HEADER)
+            verify(config.twilio.auth_token, url, form, signature, call_sid=call_sid)
+            if form.get("AccountSid") != config.twilio.account_sid:
+                log.warning("call %s: webhook %s for another account refused", call_sid, request.path)
+                raise SignatureError("AccountSid does not match")
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except SignatureError:
+            return _text(403, "Forbidden: invalid Twilio signature\n")
+        except SpoolError as exc:
+            log.error(
+                "call %s: %s: spool not writable, not acknowledging: %s", call_sid or "?", request.path, exc
+            )
+            return _text(503, "Service unavailable: cannot store the request\n")
+        except (TelephonyError, ValueError) as exc:
+            log.warning("call %s: %s: bad request: %s", call_sid or "?", request.path, exc)
+            return _text(400, f"Bad request: {exc}\n")
+        except Exception:
+            log.exception("call %s: %s failed", call_sid or "?", request.path)
+            return _text(500, "Internal error\n")
+
+    return middleware
+
+
+def add_routes(app: web.Application, deps: TelephonyDeps) -> None:
+    """Register the Twilio webhooks and their guard on ``app`` (before it starts)."""
+    hooks = _Webhooks(deps)
+    app.middlewares.append(guard(deps))
+    app.router.add_post(twiml.VOICE_PATH, hooks.voice)
+    app.router.add_post(twiml.DIAL_DONE_PATH, hooks.dial_done)
+    app.router.add_post(twiml.RECORD_DONE_PATH, hooks.record_done)
+    app.router.add_post(twiml.RECORDING_PATH, hooks.recording)
