@@ -27,7 +27,13 @@ log = logging.getLogger(__name__)
 
 def key_problems(config: Config) -> list[tuple[str, str]]:
     """(key path, problem) for each configured fingerprint the gateway's keyring cannot encrypt to."""
-    encryptor = Encryptor(config.gpg.home)
+    wanted = [fpr for box in config.mailboxes.values() for fpr in box.gpg_recipients]
+    if not wanted and not config.gpg.playback_key:
+        return []  # nothing is encrypted: the keyring need not exist
+    try:
+        encryptor = Encryptor(config.gpg.home)
+    except Vm2mailError as exc:
+        return [("gpg.home", str(exc))]
     problems = []
     for box in config.mailboxes.values():
         for i, fpr in enumerate(box.gpg_recipients):

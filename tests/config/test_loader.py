@@ -88,24 +88,52 @@ def test_secrets_never_appear_in_repr(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ('    forward_to: "+15550009999"', '    forward_to: "+15550009999"\n    colour: red',
-         "vm.yaml:22: mailboxes.201.colour: unknown key"),
-        ('numbers: ["+15550002002"]', 'numbers: ["+1 555"]',
-         "vm.yaml:26: mailboxes.202.numbers[0]: '+1 555' is not an E.164 number"),
-        ('numbers: ["+15550002002"]', 'numbers: ["+15550002001"]',
-         "vm.yaml:26: mailboxes.202.numbers[0]: +15550002001 already reaches mailbox 201"),
-        ('members: ["201", "202"]', 'members: ["201", "299"]',
-         "vm.yaml:29: mailboxes.300.members[1]: unknown mailbox '299'"),
-        ("${ANNA_IMAP_PASSWORD}", "${NOPE_NOT_SET}",
-         "vm.yaml:19: mailboxes.201.imap_password: environment variable NOPE_NOT_SET is not set"),
-        ("auth_token_file: token.txt", "auth_token_file: missing.txt",
-         "vm.yaml:8: twilio.auth_token_file: cannot read secret file"),
-        ("timezone: Europe/Berlin", "timezone: Mars/Olympus",
-         "vm.yaml:13: defaults.timezone: 'Mars/Olympus' is not a known time zone"),
-        ("ring_seconds: 12", "ring_seconds: twelve", "vm.yaml:28: mailboxes.202.ring_seconds: 'twelve' must be int"),
+        (
+            '    forward_to: "+15550009999"',
+            '    forward_to: "+15550009999"\n    colour: red',
+            "vm.yaml:22: mailboxes.201.colour: unknown key",
+        ),
+        (
+            'numbers: ["+15550002002"]',
+            'numbers: ["+1 555"]',
+            "vm.yaml:26: mailboxes.202.numbers[0]: '+1 555' is not an E.164 number",
+        ),
+        (
+            'numbers: ["+15550002002"]',
+            'numbers: ["+15550002001"]',
+            "vm.yaml:26: mailboxes.202.numbers[0]: +15550002001 already reaches mailbox 201",
+        ),
+        (
+            'members: ["201", "202"]',
+            'members: ["201", "299"]',
+            "vm.yaml:29: mailboxes.300.members[1]: unknown mailbox '299'",
+        ),
+        (
+            "${ANNA_IMAP_PASSWORD}",
+            "${NOPE_NOT_SET}",
+            "vm.yaml:19: mailboxes.201.imap_password: environment variable NOPE_NOT_SET is not set",
+        ),
+        (
+            "auth_token_file: token.txt",
+            "auth_token_file: missing.txt",
+            "vm.yaml:8: twilio.auth_token_file: cannot read secret file",
+        ),
+        (
+            "timezone: Europe/Berlin",
+            "timezone: Mars/Olympus",
+            "vm.yaml:13: defaults.timezone: 'Mars/Olympus' is not a known time zone",
+        ),
+        (
+            "ring_seconds: 12",
+            "ring_seconds: twelve",
+            "vm.yaml:28: mailboxes.202.ring_seconds: 'twelve' must be int",
+        ),
         ("security: starttls", "security: ssl", "vm.yaml:10: imap.security: must be tls, starttls or none"),
-        ('api_base_url: "https://api.twilio.com"', 'api_base_url: "http://evil.example.com"',
-         "vm.yaml:9: twilio.api_base_url: must use https"),
+        (
+            'api_base_url: "https://api.twilio.com"',
+            'api_base_url: "http://evil.example.com"',
+            "vm.yaml:9: twilio.api_base_url: must use https",
+        ),
         ("    imap_user: juergen\n", "", "mailboxes.202.imap_user: is required"),
     ],
 )
@@ -126,13 +154,15 @@ def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.yaml: cannot read"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
         load_config(tmp_path / "nope.yaml")
 
 
 def test_key_check_problems_are_reported_with_line(tmp_path: Path) -> None:
-    text = GOOD.replace('    forward_to: "+15550009999"', '    forward_to: "+15550009999"\n'
-                        "    gpg_recipients: [AAAABBBBCCCCDDDDEEEEFFFF0000111122223333]")
+    text = GOOD.replace(
+        '    forward_to: "+15550009999"',
+        '    forward_to: "+15550009999"\n    gpg_recipients: [AAAABBBBCCCCDDDDEEEEFFFF0000111122223333]',
+    )
 
     def check(config: object) -> list[tuple[str, str]]:
         return [("mailboxes.201.gpg_recipients[0]", "key AAAA…: not in keyring")]

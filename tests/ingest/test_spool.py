@@ -18,11 +18,17 @@ from vm2mail.ingest.spool import Spool
 def make_job(n: int = 1, **overrides: object) -> Job:
     sid = f"RE{n:032x}"
     fields: dict[str, object] = {
-        "id": f"twilio-{sid}", "kind": VOICEMAIL, "source": "twilio", "mailbox": "201",
-        "message_id": f"<{sid}@vm.example.com>", "started_at": "2026-11-23T10:00:00+00:00",
-        "call": CallInfo(call_sid=f"CA{n:032x}", called="+15550002001", caller="+15550001234",
-                         caller_name="Jürgen"),
-        "recording_sid": sid, "recording_url": f"https://api.twilio.com/x/Recordings/{sid}",
+        "id": f"twilio-{sid}",
+        "kind": VOICEMAIL,
+        "source": "twilio",
+        "mailbox": "201",
+        "message_id": f"<{sid}@vm.example.com>",
+        "started_at": "2026-11-23T10:00:00+00:00",
+        "call": CallInfo(
+            call_sid=f"CA{n:032x}", called="+15550002001", caller="+15550001234", caller_name="Jürgen"
+        ),
+        "recording_sid": sid,
+        "recording_url": f"https://api.twilio.com/x/Recordings/{sid}",
     }
     fields.update(overrides)
     return Job(**fields)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -46,11 +47,13 @@ async def fetch_recording(
 ) -> int:
     """Stream the recording into ``dst``; return its size. Raises TelephonyError (temporary or not)."""
     url = media_url(twilio, recording_url)
-    auth = aiohttp.BasicAuth(twilio.account_sid, twilio.auth_token)
+    # HTTP Basic (RFC 7617) built by hand: aiohttp deprecates BasicAuth and the auth= parameter.
+    token = base64.b64encode(f"{twilio.account_sid}:{twilio.auth_token}".encode()).decode("ascii")
+    headers = {"Authorization": f"Basic {token}"}
     try:
         # Redirects are followed (Twilio may hand media off to its CDN); aiohttp drops the Authorization
         # header when a redirect leaves the origin, so credentials only ever go to api_base_url.
-        async with session.get(url, auth=auth, max_redirects=3) as response:
+        async with session.get(url, headers=headers, max_redirects=3) as response:
             if response.status in (404, 410):
                 raise TelephonyError(f"recording {url} is gone (HTTP {response.status})", temporary=False)
             if response.status in (401, 403):
