@@ -131,8 +131,15 @@ class Pipeline:
                     if target.id not in job.delivered:
                         await self._deliver(config, job, mailbox, target, encoded)
             if job.recording_sid and config.twilio.delete_recordings and not job.recording_deleted:
-                await self.delete_recording(job.recording_sid)
-                job.recording_deleted = True
+                try:
+                    await self.delete_recording(job.recording_sid)
+                    job.recording_deleted = True
+                except Vm2mailError as exc:
+                    if exc.temporary:
+                        raise  # retried later; deliveries already done are skipped by job.delivered
+                    # Delivered is delivered: a refused delete must not park the voicemail in failed/.
+                    log.error("job=%s recording %s not deleted at Twilio: %s", job.id, job.recording_sid, exc)
+                    job.history.append(f"recording not deleted at Twilio: {exc}")
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
