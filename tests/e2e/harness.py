@@ -33,8 +33,12 @@ if not SAMPLES.exists():  # a clone without shared/ beside it: the repo's own co
 
 def sample(name: str = "en-callback-request.wav") -> bytes:
     path = SAMPLES / name
-    if not path.exists():
-        path = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "en-callback-request.wav"
+    for fallback in (
+        Path(__file__).resolve().parents[1] / "data",
+        Path(__file__).resolve().parents[2] / "deploy" / "demo",
+    ):
+        if not path.exists():
+            path = fallback / name
     return path.read_bytes()
 
 
