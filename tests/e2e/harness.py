@@ -10,7 +10,7 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -179,9 +179,6 @@ def ffprobe(data: bytes, tmp: Path) -> dict[str, Any]:
     ).stdout
     result: dict[str, Any] = json.loads(out)
     return result
-
-
-FactoryT = Callable[..., Stack]
 
 
 async def post_recording_callback(

@@ -7,6 +7,9 @@ import os
 import subprocess
 from pathlib import Path
 
+# Throwaway keys have no passphrase; loopback pinentry keeps gpg from asking for one.
+NO_PASSPHRASE = ("--passphrase", "", "--pinentry-mode", "loopback")
+
 
 def _gpg(home: Path, *args: str, stdin: bytes | None = None) -> str:
     result = subprocess.run(
@@ -33,10 +36,7 @@ def make_key(home: Path, name: str, email: str, expire: str = "2y") -> str:
     uid = f"{name} <{email}>"
     _gpg(
         home,
-        "--passphrase",
-        "",
-        "--pinentry-mode",
-        "loopback",
+        *NO_PASSPHRASE,
         "--quick-gen-key",
         uid,
         "ed25519",
@@ -46,10 +46,7 @@ def make_key(home: Path, name: str, email: str, expire: str = "2y") -> str:
     fpr = fingerprints(home, email)[0]
     _gpg(
         home,
-        "--passphrase",
-        "",
-        "--pinentry-mode",
-        "loopback",
+        *NO_PASSPHRASE,
         "--quick-add-key",
         fpr,
         "cv25519",
@@ -74,9 +71,7 @@ def export_public(home: Path, fpr: str) -> bytes:
 
 
 def export_secret(home: Path, fpr: str) -> bytes:
-    return _gpg(
-        home, "--armor", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys", fpr
-    ).encode()
+    return _gpg(home, "--armor", *NO_PASSPHRASE, "--export-secret-keys", fpr).encode()
 
 
 def import_keys(home: Path, armored: bytes) -> None:
@@ -93,10 +88,7 @@ def decrypt(home: Path, armored: bytes) -> bytes:
             str(home),
             "--batch",
             "--no-tty",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
+            *NO_PASSPHRASE,
             "--decrypt",
         ],
         input=armored,
