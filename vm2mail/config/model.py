@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -55,6 +56,98 @@ class GpgConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MenuConfig:
+    """The phone menu (dial-in access to the same IMAP folders)."""
+
+    numbers: tuple[str, ...] = ()  # dedicated access numbers whose voice URL leads to the menu
+    max_pin_attempts: int = 3  # wrong PINs in one call before it ends
+    lockout_failures: int = 10  # failed logins across calls (within lockout_minutes) that lock a mailbox
+    lockout_minutes: int = 30  # how long a locked mailbox stays locked
+    session_minutes: int = 30  # a login is valid this long (signed into every menu URL)
+    media_ttl_seconds: int = 300  # signed <Play> URLs expire after this
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminConfig:
+    """Where the gateway alerts its admin (PIN lockouts, failed jobs, expiring keys)."""
+
+    email: str | None = None  # sent through smtp_relay
+    sms: str | None = None  # E.164, sent through twilio.sms_from
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpRelayConfig:
+    """The outgoing SMTP server for notification and alert e-mails."""
+
+    host: str
+    port: int = 587
+    security: str = "starttls"  # tls | starttls | none
+    ca_file: Path | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sender: str  # envelope and header From, e.g. "voicemail@vm.example.com"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpClientRule:
+    """How to read caller details out of one PBX's e-mails, where they are not in standard headers.
+
+    Each pattern is a regular expression searched in the Subject, then the text body; its first
+    group (or the group named like the field) is the value.
+    """
+
+    network: str | None = None  # client address range, e.g. "10.0.0.0/8"
+    user: str | None = None  # or the AUTH user name the PBX logs in with
+    caller_pattern: str | None = None
+    caller_name_pattern: str | None = None
+    duration_pattern: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpIngressConfig:
+    """The SMTP front door for voicemail e-mails from PBXs and replies to callers."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 2525
+    hostname: str  # announced in the greeting and EHLO
+    tls_cert: Path | None = None  # STARTTLS offered when both are set
+    tls_key: Path | None = None
+    domains: tuple[str, ...]  # mailbox addresses: "<mailbox id or alias>@<domain>"
+    users: dict[str, str] = field(default_factory=dict, repr=False)  # AUTH user -> password
+    allowed_networks: tuple[str, ...] = ()  # clients sending without AUTH, e.g. ("10.0.0.0/8",)
+    max_message_bytes: int = 25 * 1024 * 1024
+    reply_domain: str  # Reply-To: reply+<token>@reply_domain (defaults to the first domain)
+    reply_max_chars: int = 320
+    reply_token_days: int = 30
+    clients: tuple[SmtpClientRule, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatcherConfig:
+    """The IMAP watcher: follows flags and expunges in every mailbox folder."""
+
+    enabled: bool = True
+    idle_seconds: int = 25 * 60  # re-issue IDLE well before RFC 2177's 29 minutes
+    poll_seconds: int = 30  # for servers without IDLE
+    reminder_check_seconds: int = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifyConfig:
+    """Per-mailbox notifications when a voicemail lands (never with audio)."""
+
+    sms: tuple[str, ...] = ()  # E.164 numbers
+    email: tuple[str, ...] = ()  # addresses, sent through smtp_relay
+    quiet_hours: tuple[time, time] | None = None  # (start, end) in the mailbox's time zone
+    reminder_minutes: int | None = None  # remind when still unheard after this; None: no reminders
+    reminder_max: int = 3
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.sms or self.email)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Defaults:
     ring_seconds: int = 20
     max_message_seconds: int = 300
@@ -64,6 +157,12 @@ class Defaults:
     timezone: str = "Europe/Berlin"
     missed_call_email: bool = True  # a caller who hangs up silently leaves a short "missed call" e-mail
     private_subject: bool = False  # outer Subject generic ("Voicemail") when encrypted
+    max_messages: int = 100  # a full mailbox takes no new recordings
+    retention_days: int | None = None  # voicemails older than this move to Trash; None: kept
+    trash_days: int | None = 30  # the gateway empties what it put in Trash after this
+    keep_saved: bool = True  # retention spares starred (\Flagged) voicemails
+    group_sync: bool = True  # group copies follow when one member hears or deletes one
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +185,15 @@ class Mailbox:
     missed_call_email: bool
     private_subject: bool
     phone_playback: bool = False
+    pin_hash: str | None = field(default=None, repr=False)  # `vm2mail hash-pin` output (scrypt)
+    aliases: tuple[str, ...] = ()  # extra SMTP ingress local parts, e.g. ("anna", "sales-anna")
+    max_messages: int = 100
+    retention_days: int | None = None
+    trash_days: int | None = 30
+    keep_saved: bool = True
+    group_sync: bool = True
+    allow_plain: bool = False  # deliver unencrypted when every key is unusable (instead of waiting)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     @property
     def is_group(self) -> bool:
@@ -110,6 +218,11 @@ class Config:
     defaults: Defaults
     mailboxes: dict[str, Mailbox]
     templates_dir: Path | None = None  # overrides for templates/ (falls back to the shipped ones)
+    menu: MenuConfig = field(default_factory=MenuConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    smtp_relay: SmtpRelayConfig | None = None
+    smtp_ingress: SmtpIngressConfig | None = None
+    watcher: WatcherConfig = field(default_factory=WatcherConfig)
 
     def mailbox_for_number(self, number: str) -> Mailbox | None:
         """The mailbox a called number (E.164) reaches, or None."""
@@ -117,6 +230,17 @@ class Config:
             if number in mailbox.numbers:
                 return mailbox
         return None
+
+    def mailbox_for_owner(self, number: str) -> Mailbox | None:
+        """The mailbox whose owner's phone (``forward_to``) is ``number``, or None."""
+        for mailbox in self.mailboxes.values():
+            if not mailbox.is_group and mailbox.forward_to == number:
+                return mailbox
+        return None
+
+    def groups_of(self, member_id: str) -> list[Mailbox]:
+        """The group mailboxes that ``member_id`` belongs to."""
+        return [box for box in self.mailboxes.values() if member_id in box.members]
 
     def delivery_targets(self, mailbox: Mailbox) -> list[Mailbox]:
         """Mailboxes whose IMAP folders receive a copy: the members of a group, else the mailbox itself."""

@@ -24,7 +24,7 @@ IDLE_SECONDS = 60.0
 
 
 @dataclass
-class _Pool:
+class Pool:
     """Open connections of one login, bounded so one busy user cannot exhaust the server's limits."""
 
     password: str = field(repr=False)
@@ -38,7 +38,7 @@ class ImapStore:
 
     def __init__(self, cfg: ImapConfig) -> None:
         self.cfg = cfg
-        self._pools: dict[str, _Pool] = {}
+        self._pools: dict[str, Pool] = {}
 
     # -- credentials -----------------------------------------------------------------------------------
 
@@ -58,13 +58,13 @@ class ImapStore:
 
     # -- pool ------------------------------------------------------------------------------------------
 
-    def _pool(self, login: str, password: str) -> _Pool:
+    def _pool(self, login: str, password: str) -> Pool:
         pool = self._pools.get(login)
         if pool is None or pool.password != password:
-            pool = self._pools[login] = _Pool(password=password)
+            pool = self._pools[login] = Pool(password=password)
         return pool
 
-    def _reap(self, pool: _Pool) -> None:
+    def _reap(self, pool: Pool) -> None:
         now = time.monotonic()
         keep: list[ImapConnection] = []
         for conn in pool.idle:
@@ -93,7 +93,7 @@ class ImapStore:
             else:
                 conn.abort()
 
-    async def _run(self, mailbox: Mailbox, op: Callable[[ImapConnection, _Pool], Awaitable[T]]) -> T:
+    async def run(self, mailbox: Mailbox, op: Callable[[ImapConnection, Pool], Awaitable[T]]) -> T:
         """Run ``op`` on a pooled connection; a stale pooled connection is replaced once, transparently."""
         login, password = self.credentials(mailbox)
         for attempt in (1, 2):
@@ -110,7 +110,7 @@ class ImapStore:
 
     # -- folder handling -------------------------------------------------------------------------------
 
-    async def _ensure_folder(self, conn: ImapConnection, pool: _Pool, folder: str) -> None:
+    async def ensure_folder(self, conn: ImapConnection, pool: Pool, folder: str) -> None:
         if folder in pool.folders:
             return
         name = wire_mailbox(folder, conn.delimiter)
@@ -124,7 +124,7 @@ class ImapStore:
             raise conn.error(f"CREATE {folder!r} failed: {response_text(response)}", broken=False)
         pool.folders.add(folder)
 
-    async def _select(self, conn: ImapConnection, pool: _Pool, folder: str) -> None:
+    async def select(self, conn: ImapConnection, pool: Pool, folder: str) -> None:
         """Make ``folder`` the selected mailbox with an up-to-date view.
 
         Dovecot searches the mailbox view as of the last sync, so a message appended meanwhile by
@@ -134,13 +134,13 @@ class ImapStore:
         if conn.selected == folder:
             await conn.command(conn.client.noop(), "NOOP")
             return
-        await self._ensure_folder(conn, pool, folder)
+        await self.ensure_folder(conn, pool, folder)
         conn.selected = None
         name = wire_mailbox(folder, conn.delimiter)
         response = await conn.command(conn.client.select(name), f"SELECT {folder!r}", ok=("OK", "NO"))
         if response.result != "OK":
             pool.folders.discard(folder)  # deleted by the user since we looked: create it again
-            await self._ensure_folder(conn, pool, folder)
+            await self.ensure_folder(conn, pool, folder)
             await conn.command(conn.client.select(name), f"SELECT {folder!r}")
         conn.selected = folder
 
@@ -168,8 +168,8 @@ class ImapStore:
         if internal_date.tzinfo is None:
             raise ValueError("internal_date must be timezone-aware")
 
-        async def op(conn: ImapConnection, pool: _Pool) -> int:
-            await self._select(conn, pool, folder)
+        async def op(conn: ImapConnection, pool: Pool) -> int:
+            await self.select(conn, pool, folder)
             existing = await self._search_message_id(conn, message_id)
             if existing is not None:
                 log.info("IMAP %s: %s already in %r as UID %d", conn.where, message_id, folder, existing)
@@ -188,16 +188,16 @@ class ImapStore:
             log.info("IMAP %s: appended %s to %r as UID %d", conn.where, message_id, folder, uid)
             return uid
 
-        return await self._run(mailbox, op)
+        return await self.run(mailbox, op)
 
     async def find_message_id(self, mailbox: Mailbox, folder: str, message_id: str) -> int | None:
         """UID of the message with ``message_id`` in ``folder`` (created if missing), or None."""
 
-        async def op(conn: ImapConnection, pool: _Pool) -> int | None:
-            await self._select(conn, pool, folder)
+        async def op(conn: ImapConnection, pool: Pool) -> int | None:
+            await self.select(conn, pool, folder)
             return await self._search_message_id(conn, message_id)
 
-        return await self._run(mailbox, op)
+        return await self.run(mailbox, op)
 
     async def ping(self) -> None:
         """Health check: connect (with TLS as configured) and NOOP without logging in."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -60,6 +60,8 @@ class TelephonyDeps:
 
     config: Callable[[], Config]  # current config (reload swaps it)
     spool: Spool
+    # Optional services the composition root wires in when they run:
+    mailbox_full: Callable[[Mailbox], Awaitable[bool]] | None = None  # the watcher's counts (max_messages)
 
 
 def caller_number(raw: str | None) -> str | None:
