@@ -1,4 +1,4 @@
-"""Twilio REST calls the gateway makes (delete a delivered recording), through the official client."""
+"""Twilio REST calls the gateway makes (delete recordings, send SMS), through the official client."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from vm2mail.config.model import TwilioConfig
 from vm2mail.errors import TelephonyError
 
 log = logging.getLogger(__name__)
+
+# Twilio error codes after which sending the same SMS again cannot succeed
+# (https://www.twilio.com/docs/api/errors): invalid number, unsubscribed, not SMS-capable, …
+PERMANENT_SMS_ERRORS = frozenset({21211, 21408, 21610, 21612, 21614, 21602, 21606, 21617})
 
 
 class TwilioRest:
@@ -43,3 +47,26 @@ class TwilioRest:
         except OSError as exc:  # requests' ConnectionError is an OSError
             raise TelephonyError(f"deleting recording {recording_sid} failed: {exc}", temporary=True) from exc
         log.info("recording %s deleted at Twilio", recording_sid)
+
+    async def send_sms(self, sender: str, to: str, body: str) -> str:
+        """Send one SMS through the Messages API; its MessageSid.
+
+        Raises TelephonyError, ``temporary`` unless Twilio refused the message itself (bad or
+        unsubscribed number, not SMS-capable, …), so callers can retry only what may succeed later.
+        """
+
+        def call() -> str:
+            message = self._client.api.v2010.account.messages.create(to=to, from_=sender, body=body)
+            return str(message.sid)
+
+        try:
+            sid = await asyncio.to_thread(call)
+        except TwilioRestException as exc:
+            raise TelephonyError(
+                f"SMS to {to} refused: HTTP {exc.status} code {exc.code}: {exc.msg}",
+                temporary=exc.code not in PERMANENT_SMS_ERRORS and (exc.status >= 500 or exc.status == 429),
+            ) from exc
+        except OSError as exc:
+            raise TelephonyError(f"SMS to {to} failed: {exc}", temporary=True) from exc
+        log.info("SMS %s sent to %s", sid, to)
+        return sid
