@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,20 @@ USERS = {
     "anna@demo.local": ("201", "Anna Schmidt", "+15550002001"),
     "bob@demo.local": ("202", "Bob Jones", "+15550002002"),
 }
+# Fixed ports so the printed client settings stay the same between runs; --port-base moves them all.
 GATEWAY_PORT, IMAP_PORT, IMAPS_PORT, TWILIO_PORT = 8080, 10143, 10993, 8099
+
+
+@dataclass(frozen=True)
+class Ports:
+    gateway: int = GATEWAY_PORT
+    imap: int = IMAP_PORT
+    imaps: int = IMAPS_PORT
+    twilio: int = TWILIO_PORT
+
+    @classmethod
+    def from_base(cls, base: int | None) -> Ports:
+        return cls() if base is None else cls(base, base + 1, base + 2, base + 3)
 
 
 def _secret(path: Path, length: int = 24) -> str:
@@ -50,11 +64,13 @@ def _keys(root: Path) -> dict[str, str]:
     return fingerprints
 
 
-def _config(root: Path, dovecot: DevDovecot, fingerprints: dict[str, str], passwords: dict[str, str]) -> Path:
+def _config(
+    root: Path, ports: Ports, dovecot: DevDovecot, fingerprints: dict[str, str], passwords: dict[str, str]
+) -> Path:
     data: dict[str, Any] = {
         "server": {
-            "listen": f"127.0.0.1:{GATEWAY_PORT}",
-            "public_url": f"http://127.0.0.1:{GATEWAY_PORT}",
+            "listen": f"127.0.0.1:{ports.gateway}",
+            "public_url": f"http://127.0.0.1:{ports.gateway}",
             "spool_dir": "spool",
             "mail_domain": "demo.local",
             "secret_key_file": "secrets/secret_key",
@@ -62,12 +78,12 @@ def _config(root: Path, dovecot: DevDovecot, fingerprints: dict[str, str], passw
         "twilio": {
             "account_sid": ACCOUNT_SID,
             "auth_token_file": "secrets/twilio_token",
-            "api_base_url": f"http://127.0.0.1:{TWILIO_PORT}",
+            "api_base_url": f"http://127.0.0.1:{ports.twilio}",
             "delete_recordings": True,
         },
         "imap": {
             "host": "127.0.0.1",
-            "port": IMAP_PORT,
+            "port": ports.imap,
             "security": "starttls",
             "ca_file": str(dovecot.ca_file),
         },
@@ -102,12 +118,12 @@ def _config(root: Path, dovecot: DevDovecot, fingerprints: dict[str, str], passw
     return path
 
 
-def _wait_healthy(gateway: subprocess.Popen[bytes], log: Path, timeout: float = 20.0) -> None:
+def _wait_healthy(gateway: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if gateway.poll() is not None:
             raise SystemExit(f"the gateway exited with {gateway.returncode}; see {log}")
-        url = f"http://127.0.0.1:{GATEWAY_PORT}/healthz"
+        url = f"http://127.0.0.1:{port}/healthz"
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
             if response.status == 200:
                 return
@@ -119,27 +135,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--root", type=Path, default=REPO / ".work" / "demo")
     parser.add_argument("--once", action="store_true", help="stop everything after the first call")
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        help="gateway on this port, IMAP, IMAPS and the Twilio stand-in on the next 3",
+    )
     args = parser.parse_args(argv)
+    ports = Ports.from_base(args.port_base)
     root: Path = args.root.resolve()
     root.mkdir(parents=True, exist_ok=True)
-    dovecot = DevDovecot(root / "dovecot", port=IMAP_PORT, tls_port=IMAPS_PORT)
+    dovecot = DevDovecot(root / "dovecot", port=ports.imap, tls_port=ports.imaps)
     dovecot.stop()  # a demo left running by an earlier `make demo`
     (root / "secrets").mkdir(exist_ok=True, mode=0o700)
     passwords = {user: _secret(root / "secrets" / f"{user.split('@')[0]}-imap", 12) for user in USERS}
     for user, password in passwords.items():
         dovecot.add_user(user, password)
     dovecot.start()
-    print(f"Dovecot listening on 127.0.0.1:{IMAP_PORT} (STARTTLS) and :{IMAPS_PORT} (TLS)")
+    print(f"Dovecot listening on 127.0.0.1:{ports.imap} (STARTTLS) and :{ports.imaps} (TLS)")
     fingerprints = _keys(root)
-    config = _config(root, dovecot, fingerprints, passwords)
+    config = _config(root, ports, dovecot, fingerprints, passwords)
     vm2mail = [sys.executable, "-m", "vm2mail"]
     subprocess.run([*vm2mail, "check-config", "-c", str(config)], check=True)
     log = root / "gateway.log"
     with log.open("ab") as log_file:
         gateway = subprocess.Popen([*vm2mail, "serve", "-c", str(config)], stdout=log_file, stderr=log_file)
     try:
-        _wait_healthy(gateway, log)
-        print(f"Gateway listening on http://127.0.0.1:{GATEWAY_PORT} (log: {log})\n")
+        _wait_healthy(gateway, ports.gateway, log)
+        print(f"Gateway listening on http://127.0.0.1:{ports.gateway} (log: {log})\n")
         call = subprocess.run(
             [
                 *vm2mail,
@@ -157,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         anna_pw = passwords["anna@demo.local"]
         print(f"""
 Open the voicemail in an e-mail client (Thunderbird: Add Mail Account → Configure manually):
-  IMAP server 127.0.0.1, port {IMAP_PORT}, STARTTLS, normal password (or port {IMAPS_PORT}, SSL/TLS)
+  IMAP server 127.0.0.1, port {ports.imap}, STARTTLS, normal password (or port {ports.imaps}, SSL/TLS)
   user anna@demo.local, password {anna_pw}   (folder "Voicemail")
   The server certificate is self-signed: accept it, or trust {dovecot.ca_file}
   Anna's secret key (no passphrase), to import into the client's OpenPGP manager:
     {root / "anna-secret-key.asc"}
-  mutt: mutt -f imap://anna%40demo.local@127.0.0.1:{IMAP_PORT}/Voicemail  (import the key with gpg first)
+  mutt: mutt -f imap://anna%40demo.local@127.0.0.1:{ports.imap}/Voicemail  (import the key with gpg first)
 Place another call:   .venv/bin/vm2mail simulate-call -c {config} --from +4930999 --to +15550003000
 Configuration:        {config}
 """)
