@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,3 +108,20 @@ def test_smtp_ingress_reads_listen_domains_and_client_rules(make_config: Callabl
 def test_watcher_idle_must_stay_under_rfc2177_limit(make_config: Callable[..., Config]) -> None:
     found = problems(make_config, watcher={"idle_seconds": 1800})
     assert any("watcher.idle_seconds: must be between 1 and 1740" in p for p in found)
+
+
+def test_the_shipped_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """config/example.yaml stays a working file: only its secrets, SID and TLS files are site-specific."""
+    from tests.fixtures.config import ACCOUNT_SID
+    from vm2mail.config import load_config
+
+    text = (Path(__file__).resolve().parents[2] / "config" / "example.yaml").read_text()
+    text = text.replace("/etc/vm2mail/", f"{tmp_path}/").replace("AC" + "x" * 32, ACCOUNT_SID)
+    for name in ("secret_key", "imap_master"):
+        (tmp_path / name).write_text("a-long-enough-secret-value\n")
+    for var in ("TWILIO_AUTH_TOKEN", "SMTP_RELAY_PASSWORD", "PBX3CX_SMTP_PASSWORD"):
+        monkeypatch.setenv(var, "secret")
+    (tmp_path / "example.yaml").write_text(text)
+    config = load_config(tmp_path / "example.yaml")
+    assert config.mailboxes["201"].aliases == ("anna",) and config.menu.numbers == ("+15550001999",)
+    assert config.smtp_ingress is not None and config.smtp_ingress.users == {"pbx3cx": "secret"}
