@@ -126,3 +126,18 @@ class Encryptor:
             raise CryptoError(f"gpg encryption failed: {status}{suffix}", temporary=False)
         armored: bytes = result.data
         return armored
+
+    def decrypt(self, data: bytes) -> bytes:
+        """Decrypt an OpenPGP message (RFC 4880 §5.1) with a secret key of this keyring (the playback key).
+
+        Raises CryptoError(temporary=False) when no secret key here can open it or the data is not an
+        OpenPGP message; the error carries gpg's status, never the content.
+        """
+        try:
+            result = self._gpg.decrypt(data)
+        except (OSError, ValueError) as exc:
+            raise CryptoError(f"gpg failed: {type(exc).__name__}: {exc}", temporary=False) from exc
+        if not result.ok:
+            raise CryptoError(f"gpg cannot decrypt: {result.status or 'no status'}", temporary=False)
+        plain: bytes = result.data
+        return plain

@@ -1,0 +1,363 @@
+"""Read and change the voicemails of one folder by their headers and flags: the menu's and watcher's view."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aioimaplib
+
+from vm2mail.config.model import Mailbox
+from vm2mail.mailstore.connection import ImapConnection, append_uid, response_text, search_uids
+from vm2mail.mailstore.entries import (  # the folder API in one import: see __all__
+    DELETED,
+    FETCH_ITEMS,
+    FLAGGED,
+    HANDLED,
+    KINDS,
+    LIST_HEADERS,
+    NOTIFIED,
+    REMINDED,
+    SEEN,
+    Counts,
+    Entry,
+    Fetched,
+    Listing,
+    counts,
+    entries_from,
+    fetch_records,
+    parse_fetch,
+    sort_entries,
+    uid_set,
+)
+from vm2mail.mailstore.folders import parse_list_line, wire_mailbox
+from vm2mail.mailstore.store import ImapStore, Pool
+
+__all__ = [
+    "DELETED",
+    "FETCH_ITEMS",
+    "FLAGGED",
+    "HANDLED",
+    "KINDS",
+    "LIST_HEADERS",
+    "NOTIFIED",
+    "REMINDED",
+    "SEEN",
+    "Counts",
+    "Entry",
+    "Listing",
+    "Voicemails",
+    "counts",
+    "parse_fetch",
+    "uid_fetch",
+    "uid_set",
+]
+
+log = logging.getLogger(__name__)
+
+_FLAG = re.compile(r"^\\?[A-Za-z0-9$_.\-]+$")
+_COPYUID = re.compile(rb"\[COPYUID \d+ ([0-9:,]+) ([0-9:,]+)\]", re.IGNORECASE)
+_STATUS = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|HIGHESTMODSEQ) (\d+)", re.IGNORECASE)
+
+
+async def uid_fetch(conn: ImapConnection, uids: str, items: str) -> list[bytes]:
+    """``UID FETCH uids items`` (RFC 3501 §6.4.8); the untagged lines, literals as separate items.
+
+    aioimaplib's own FetchCommand rescans every line received so far after each new line (quadratic:
+    a 10,000-message listing never finishes within the timeout); a plain Command collects literals
+    just as well. Use this rather than ``conn.client.uid("fetch", ...)`` for large sets.
+    """
+    proto = conn.client.protocol
+    command = aioimaplib.Command(
+        "FETCH", proto.new_tag(), uids, items, prefix="UID", untagged_resp_name="FETCH", loop=proto.loop
+    )
+    response = await conn.command(proto.execute(command), "UID FETCH")
+    return [bytes(line) for line in response.lines[:-1]]
+
+
+def _check_flags(flags: Iterable[str]) -> str:
+    items = list(flags)
+    for flag in items:
+        if not _FLAG.match(flag):
+            raise ValueError(f"not an IMAP flag: {flag!r}")
+    return " ".join(items)
+
+
+# -- the cached folder view ----------------------------------------------------------------------------
+
+
+@dataclass
+class _View:
+    """What we last read of one folder: every UID (voicemail or not), the voicemails, the sync state."""
+
+    uidvalidity: int
+    highestmodseq: int | None
+    uidnext: int
+    messages: int
+    uids: set[int] = field(default_factory=set)
+    entries: dict[int, Entry] = field(default_factory=dict)
+    listing: Listing | None = None
+
+
+class Voicemails:
+    """Folder operations over the store's pooled connections; ``folder`` defaults to ``mailbox.folder``.
+
+    Listings are cached per (login, folder) and revalidated on every call with one STATUS (RFC 7162
+    HIGHESTMODSEQ): unchanged folders cost two round trips, changed ones only a CHANGEDSINCE fetch of
+    the changed flags plus the new messages, so flags or moves by any other client show at once.
+    """
+
+    def __init__(self, store: ImapStore) -> None:
+        self.store = store
+        self._views: dict[tuple[str, str], _View] = {}
+        self._trash: dict[str, str] = {}
+
+    def _key(self, mailbox: Mailbox, folder: str) -> tuple[str, str]:
+        return (self.store.credentials(mailbox)[0], folder)
+
+    async def listing(self, mailbox: Mailbox, folder: str | None = None) -> Listing:
+        """Every voicemail in the folder (headers and flags only); other mail is ignored."""
+        name = folder or mailbox.folder
+        key = self._key(mailbox, name)
+
+        async def op(conn: ImapConnection, pool: Pool) -> Listing:
+            await self.store.select(conn, pool, name)
+            view = await self._refresh(conn, name, self._views.get(key))
+            self._views[key] = view
+            assert view.listing is not None
+            return view.listing
+
+        return await self.store.run(mailbox, op)
+
+    async def _status(self, conn: ImapConnection, folder: str) -> dict[str, int]:
+        items = "MESSAGES UIDNEXT UIDVALIDITY" + (
+            " HIGHESTMODSEQ" if conn.has_capability("CONDSTORE") else ""
+        )
+        response = await conn.command(
+            conn.client.status(wire_mailbox(folder, conn.delimiter), f"({items})"), f"STATUS {folder!r}"
+        )
+        values: dict[str, int] = {}
+        for line in response.lines[:-1]:
+            for match in _STATUS.finditer(bytes(line)):
+                values[match.group(1).decode().upper()] = int(match.group(2))
+        if "UIDVALIDITY" not in values or "MESSAGES" not in values:
+            raise conn.error(f"STATUS {folder!r}: no UIDVALIDITY/MESSAGES in reply", broken=False)
+        return values
+
+    async def _fetch(self, conn: ImapConnection, uids: str, items: str) -> dict[int, Fetched]:
+        return fetch_records(await uid_fetch(conn, uids, items))
+
+    async def _refresh(self, conn: ImapConnection, folder: str, old: _View | None) -> _View:
+        status = await self._status(conn, folder)
+        modseq = status.get("HIGHESTMODSEQ")
+        view = _View(status["UIDVALIDITY"], modseq, status.get("UIDNEXT", 0), status["MESSAGES"])
+        usable = old is not None and old.uidvalidity == view.uidvalidity and old.highestmodseq is not None
+        unchanged = (old.highestmodseq, old.uidnext, old.messages) if old is not None else None
+        if usable and old is not None and unchanged == (modseq, view.uidnext, view.messages):
+            return old  # RFC 7162 §3.1.2.1: nothing in the folder changed since we read it
+        if old is None or not usable or modseq is None:
+            records = await self._fetch(conn, "1:*", FETCH_ITEMS) if view.messages else {}
+            view.uids = set(records)
+            view.entries = {e.uid: e for e in entries_from(records.values())}
+        else:
+            view.uids, view.entries = set(old.uids), dict(old.entries)
+            last = max(old.uids, default=0)
+            if last and old.highestmodseq is not None:
+                # RFC 7162 §3.1.4: flags of the messages we know that changed since we read them.
+                changed = await self._fetch(
+                    conn, f"1:{last}", f"(UID FLAGS) (CHANGEDSINCE {old.highestmodseq})"
+                )
+                for uid, record in changed.items():
+                    entry = view.entries.get(uid)
+                    if entry is not None and record.flags is not None:
+                        view.entries[uid] = dataclasses.replace(entry, flags=record.flags)
+            if view.uidnext > last + 1:
+                # "n:*" always includes the highest UID (RFC 3501 §6.4.8): keep only really new ones.
+                fresh = {
+                    u: r
+                    for u, r in (await self._fetch(conn, f"{last + 1}:*", FETCH_ITEMS)).items()
+                    if u > last
+                }
+                view.uids.update(fresh)
+                view.entries.update((e.uid, e) for e in entries_from(fresh.values()))
+            if len(view.uids) != view.messages:
+                # Expunged or moved away by someone: learn which UIDs remain (RFC 3501 §6.4.4).
+                response = await conn.command(conn.client.uid_search("ALL", charset=None), "UID SEARCH")
+                view.uids = set(search_uids(response))
+                view.entries = {u: e for u, e in view.entries.items() if u in view.uids}
+        view.listing = Listing(
+            folder=folder,
+            uidvalidity=view.uidvalidity,
+            highestmodseq=modseq,
+            entries=tuple(sort_entries(view.entries.values())),
+        )
+        return view
+
+    async def entry(self, mailbox: Mailbox, uid: int, folder: str | None = None) -> Entry | None:
+        """One voicemail by UID, or None when it is gone (expunged, moved) or not a voicemail."""
+        name = folder or mailbox.folder
+
+        async def op(conn: ImapConnection, pool: Pool) -> Entry | None:
+            await self.store.select(conn, pool, name)
+            records = await self._fetch(conn, str(uid), FETCH_ITEMS)
+            found = entries_from(r for r in records.values() if r.uid == uid)
+            return found[0] if found else None
+
+        return await self.store.run(mailbox, op)
+
+    async def locate(self, mailbox: Mailbox, uid: int, folder: str | None = None) -> int | None:
+        """The folder's UIDVALIDITY when message ``uid`` is there (voicemail or not), else None."""
+        name = folder or mailbox.folder
+
+        async def op(conn: ImapConnection, pool: Pool) -> int | None:
+            await self.store.select(conn, pool, name)
+            status = await self._status(conn, name)
+            found = await self._fetch(conn, str(uid), "(UID)")
+            return status["UIDVALIDITY"] if uid in found else None
+
+        return await self.store.run(mailbox, op)
+
+    async def fetch(self, mailbox: Mailbox, uid: int, folder: str | None = None) -> bytes | None:
+        """The whole message (BODY.PEEK[], so not marked seen), or None when it is gone."""
+        name = folder or mailbox.folder
+
+        async def op(conn: ImapConnection, pool: Pool) -> bytes | None:
+            await self.store.select(conn, pool, name)
+            record = (await self._fetch(conn, str(uid), "(UID BODY.PEEK[])")).get(uid)
+            return record.literal if record is not None else None
+
+        return await self.store.run(mailbox, op)
+
+    async def set_flags(
+        self,
+        mailbox: Mailbox,
+        uids: list[int],
+        *,
+        add: tuple[str, ...] = (),
+        remove: tuple[str, ...] = (),
+        folder: str | None = None,
+    ) -> None:
+        """UID STORE +FLAGS.SILENT / -FLAGS.SILENT (RFC 3501 §6.4.6)."""
+        if not uids or not (add or remove):
+            return
+        name = folder or mailbox.folder
+        adding, removing = _check_flags(add), _check_flags(remove)
+
+        async def op(conn: ImapConnection, pool: Pool) -> None:
+            await self.store.select(conn, pool, name)
+            for sign, flags in (("+", adding), ("-", removing)):
+                if flags:
+                    await conn.command(
+                        conn.client.uid("store", uid_set(uids), f"{sign}FLAGS.SILENT", f"({flags})"),
+                        f"UID STORE {sign}FLAGS",
+                    )
+
+        await self.store.run(mailbox, op)
+
+    async def trash_folder(self, mailbox: Mailbox) -> str:
+        """The account's ``\\Trash`` folder (RFC 6154 SPECIAL-USE), else "Trash" (created if missing)."""
+        login = self.store.credentials(mailbox)[0]
+        cached = self._trash.get(login)
+        if cached is not None:
+            return cached
+
+        async def op(conn: ImapConnection, pool: Pool) -> str:
+            proto = conn.client.protocol
+            if conn.has_capability("SPECIAL-USE"):
+                # RFC 6154 §5.1: LIST (SPECIAL-USE) returns only folders with a special use.
+                command = aioimaplib.Command(
+                    "LIST", proto.new_tag(), "(SPECIAL-USE)", '""', '"*"', loop=proto.loop
+                )
+                response = await conn.command(proto.execute(command), "LIST (SPECIAL-USE)")
+            else:
+                response = await conn.command(conn.client.list('""', '"*"'), "LIST")
+            for line in response.lines[:-1]:
+                parsed = parse_list_line(bytes(line))
+                if parsed is not None and any(f.lower() == "\\trash" for f in parsed[0]):
+                    _, delimiter, found = parsed
+                    return found.replace(delimiter, "/") if delimiter and delimiter != "/" else found
+            await self.store.ensure_folder(conn, pool, "Trash")
+            return "Trash"
+
+        folder = await self.store.run(mailbox, op)
+        self._trash[login] = folder
+        return folder
+
+    async def move(self, mailbox: Mailbox, uid: int, source: str, target: str) -> int | None:
+        """UID MOVE (RFC 6851) one message; its new UID from COPYUID, None when it was already gone."""
+
+        async def op(conn: ImapConnection, pool: Pool) -> int | None:
+            await self.store.ensure_folder(conn, pool, target)
+            await self.store.select(conn, pool, source)
+            response = await conn.command(
+                conn.client.uid("move", str(uid), wire_mailbox(target, conn.delimiter)),
+                f"UID MOVE to {target!r}",
+            )
+            return _copied_uid(response, uid)
+
+        return await self.store.run(mailbox, op)
+
+    async def append(
+        self, mailbox: Mailbox, folder: str, message: bytes, *, flags: tuple[str, ...] = ()
+    ) -> int:
+        """APPEND with flags (folder created and subscribed if missing); the new UID."""
+        flag_list = _check_flags(flags)
+
+        async def op(conn: ImapConnection, pool: Pool) -> int:
+            await self.store.ensure_folder(conn, pool, folder)
+            response = await conn.command(
+                conn.client.append(
+                    message,
+                    mailbox=wire_mailbox(folder, conn.delimiter),
+                    flags=f"({flag_list})" if flag_list else None,
+                ),
+                f"APPEND to {folder!r}",
+            )
+            uid = append_uid(response)
+            if uid is None:
+                raise conn.error(
+                    f"APPEND to {folder!r}: no APPENDUID (RFC 4315) in {response_text(response)!r}"
+                )
+            return uid
+
+        return await self.store.run(mailbox, op)
+
+    async def expunge(self, mailbox: Mailbox, uids: list[int], folder: str) -> None:
+        """Mark ``uids`` \\Deleted and UID EXPUNGE (RFC 4315) only those."""
+        if not uids:
+            return
+
+        async def op(conn: ImapConnection, pool: Pool) -> None:
+            await self.store.select(conn, pool, folder)
+            await conn.command(
+                conn.client.uid("store", uid_set(uids), "+FLAGS.SILENT", "(\\Deleted)"), "UID STORE"
+            )
+            # RFC 4315 §2.1: UID EXPUNGE removes only these, not other \Deleted messages of the folder.
+            await conn.command(conn.client.uid("expunge", uid_set(uids)), "UID EXPUNGE")
+
+        await self.store.run(mailbox, op)
+
+
+def _expand(ranges: str) -> list[int]:
+    out: list[int] = []
+    for part in ranges.split(","):
+        low, _, high = part.partition(":")
+        start, end = int(low), int(high or low)
+        out.extend(range(min(start, end), max(start, end) + 1))
+    return out
+
+
+def _copied_uid(response: Any, uid: int) -> int | None:
+    """The target UID for ``uid`` from RFC 4315 §3 ``[COPYUID uidvalidity source-set dest-set]``."""
+    for line in response.lines:
+        match = _COPYUID.search(bytes(line))
+        if match:
+            mapping = dict(
+                zip(_expand(match.group(1).decode()), _expand(match.group(2).decode()), strict=False)
+            )
+            return mapping.get(uid)
+    return None

@@ -1,0 +1,222 @@
+"""Signed, expiring ``<Play>`` URLs bound to one message, and the route that serves its audio as MP3."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import email
+import email.policy
+import hashlib
+import hmac
+import json
+import logging
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from email.message import Message
+from pathlib import Path
+
+from aiohttp import web
+
+from vm2mail.config.model import Config, Mailbox
+from vm2mail.errors import AudioError, CryptoError, MailStoreError
+from vm2mail.ingest.audio import transcode_to_mp3
+from vm2mail.ingest.pgp import Encryptor
+from vm2mail.mailstore.voicemails import Voicemails
+
+log = logging.getLogger(__name__)
+
+MEDIA_PATH = "/media/{token}"
+SUFFIX = ".mp3"
+# Domain separation (as in vm2mail.menu.state): this key signs media URLs and nothing else.
+_LABEL = b"vm2mail/media-url/v1"
+CACHE_ENTRIES = 32
+CACHE_BYTES = 32 * 1024 * 1024
+_AUDIO_NAMES = (".mp3", ".wav", ".gsm", ".ogg", ".opus", ".m4a", ".amr", ".flac", ".au")
+_MP3_TYPES = ("audio/mpeg", "audio/mp3", "audio/mpeg3", "audio/x-mpeg", "audio/x-mp3")
+
+Key = tuple[str, str, int, int]  # (login, folder, uidvalidity, uid)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _media_key(secret: str) -> bytes:
+    return hmac.new(secret.encode("utf-8"), _LABEL, hashlib.sha256).digest()
+
+
+def sign(secret: str, mailbox_id: str, folder: str, uid: int, expires: int) -> str:
+    """``<payload>.<mac>``: base64url JSON [mailbox id, folder, uid, expiry] and its HMAC-SHA256."""
+    payload = _b64(json.dumps([mailbox_id, folder, uid, expires], separators=(",", ":")).encode("utf-8"))
+    mac = hmac.new(_media_key(secret), payload.encode("ascii"), hashlib.sha256).digest()
+    return f"{payload}.{_b64(mac)}"
+
+
+def verify(secret: str, token: str, now: float | None = None) -> tuple[str, str, int] | None:
+    """(mailbox id, folder, uid) from a valid, unexpired token; None for anything else."""
+    payload, dot, mac = token.partition(".")
+    if not dot or not payload or not mac:
+        return None
+    expected = hmac.new(_media_key(secret), payload.encode("ascii", "replace"), hashlib.sha256).digest()
+    try:
+        if not hmac.compare_digest(_unb64(mac), expected):
+            return None
+        mailbox_id, folder, uid, expires = json.loads(_unb64(payload))
+    except (binascii.Error, ValueError, TypeError):
+        return None
+    if not (isinstance(mailbox_id, str) and isinstance(folder, str) and isinstance(uid, int)):
+        return None
+    if not isinstance(expires, int) or expires < (time.time() if now is None else now):
+        return None
+    return mailbox_id, folder, uid
+
+
+def _audio_part(msg: Message) -> Message | None:
+    """The voicemail's audio: the first audio/* part (MP3 preferred), else an attachment named like audio."""
+    candidates: list[Message] = []
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        name = (part.get_filename() or "").lower()
+        if ctype.startswith("audio/") or name.endswith(_AUDIO_NAMES):
+            candidates.append(part)
+    candidates.sort(key=lambda p: p.get_content_type() not in _MP3_TYPES)
+    return candidates[0] if candidates else None
+
+
+def _open_message(raw: bytes, home: Path) -> tuple[bytes | None, bool]:
+    """(audio bytes, already MP3) from a message, decrypting RFC 3156 PGP/MIME first. Blocking (gpg)."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    if msg.get_content_type() == "multipart/encrypted":
+        parts = msg.get_payload()
+        if not isinstance(parts, list) or len(parts) != 2 or not isinstance(parts[1], Message):
+            raise CryptoError("malformed PGP/MIME message", temporary=False)
+        armored = parts[1].get_payload(decode=True)
+        if not isinstance(armored, bytes):
+            raise CryptoError("malformed PGP/MIME payload", temporary=False)
+        msg = email.message_from_bytes(Encryptor(home).decrypt(armored), policy=email.policy.default)
+    part = _audio_part(msg)
+    if part is None:
+        return None, False
+    data = part.get_payload(decode=True)
+    if not isinstance(data, bytes) or not data:
+        return None, False
+    return data, part.get_content_type() in _MP3_TYPES
+
+
+async def to_mp3(data: bytes, name: str = "audio") -> bytes:
+    """Transcode any audio ffmpeg reads (WAV, GSM, ...) to the gateway's voice MP3 (vm2mail.ingest.audio)."""
+    with tempfile.TemporaryDirectory(prefix="vm2mail-media-") as tmp:
+        src, dst = Path(tmp) / f"{name}.in", Path(tmp) / f"{name}.mp3"
+        await asyncio.to_thread(src.write_bytes, data)
+        encoded = await transcode_to_mp3(src, dst)
+        return await asyncio.to_thread(encoded.path.read_bytes)
+
+
+class Playback:
+    """Finds, decrypts and converts a message's audio for the phone, with a small LRU cache."""
+
+    def __init__(self, config: Callable[[], Config], voicemails: Voicemails) -> None:
+        self.config = config
+        self.voicemails = voicemails
+        self._cache: OrderedDict[Key, bytes] = OrderedDict()
+        self._pending: dict[Key, asyncio.Future[bytes | None]] = {}
+
+    def url(self, mailbox: Mailbox, folder: str, uid: int) -> str:
+        """Absolute URL Twilio fetches for ``<Play>``; it expires after ``menu.media_ttl_seconds``."""
+        cfg = self.config()
+        expires = int(time.time()) + cfg.menu.media_ttl_seconds
+        token = sign(cfg.server.secret_key, mailbox.id, folder, uid, expires)
+        return f"{cfg.server.public_url.rstrip('/')}/media/{token}{SUFFIX}"
+
+    async def audio(self, mailbox: Mailbox, folder: str, uid: int) -> bytes | None:
+        """The MP3 to play, or None when the message is gone, cannot be decrypted here or has no audio."""
+        try:
+            uidvalidity = await self.voicemails.locate(mailbox, uid, folder)
+        except MailStoreError as exc:
+            log.warning("media: mailbox %s UID %d: IMAP failed: %s", mailbox.id, uid, exc)
+            return None
+        if uidvalidity is None:
+            log.info("media: mailbox %s UID %d in %r is gone", mailbox.id, uid, folder)
+            return None
+        key: Key = (self.voicemails.store.credentials(mailbox)[0], folder, uidvalidity, uid)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        pending = self._pending.get(key)
+        if pending is not None:  # the menu's check and Twilio's GET arrive together: do the work once
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            result = await self._load(mailbox, folder, uid)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody logs "never retrieved"
+            raise
+        else:
+            future.set_result(result)
+        finally:
+            self._pending.pop(key, None)
+        if result is not None:
+            self._remember(key, result)
+        return result
+
+    def _remember(self, key: Key, mp3: bytes) -> None:
+        self._cache[key] = mp3
+        while len(self._cache) > CACHE_ENTRIES or sum(map(len, self._cache.values())) > CACHE_BYTES:
+            self._cache.popitem(last=False)
+
+    async def _load(self, mailbox: Mailbox, folder: str, uid: int) -> bytes | None:
+        where = f"mailbox {mailbox.id} UID {uid} in {folder!r}"
+        try:
+            raw = await self.voicemails.fetch(mailbox, uid, folder)
+        except MailStoreError as exc:
+            log.warning("media: %s: IMAP failed: %s", where, exc)
+            return None
+        if raw is None:
+            log.info("media: %s is gone", where)
+            return None
+        try:
+            data, is_mp3 = await asyncio.to_thread(_open_message, raw, self.config().gpg.home)
+            if data is None:
+                log.info("media: %s has no audio", where)
+                return None
+            return data if is_mp3 else await to_mp3(data, f"uid{uid}")
+        except CryptoError as exc:
+            # Encrypted without the playback key: the menu says it opens only in the user's e-mail.
+            log.info("media: %s cannot be decrypted here: %s", where, exc)
+        except AudioError as exc:
+            log.warning("media: %s audio unusable: %s", where, exc)
+        except (ValueError, LookupError, TypeError) as exc:  # a malformed MIME structure
+            log.warning("media: %s unreadable: %s", where, type(exc).__name__)
+        return None
+
+
+def add_media_routes(app: web.Application, playback: Playback) -> None:
+    """``GET /media/<token>.mp3``: the token is the only credential (Twilio sends none on <Play> fetches)."""
+
+    async def media(request: web.Request) -> web.StreamResponse:
+        token = request.match_info["token"].removesuffix(SUFFIX)
+        cfg = playback.config()
+        found = verify(cfg.server.secret_key, token)
+        mailbox = cfg.mailboxes.get(found[0]) if found is not None else None
+        if found is None or mailbox is None:
+            log.info("media: refused a bad or expired token")
+            raise web.HTTPNotFound(text="Not Found")
+        _, folder, uid = found
+        mp3 = await playback.audio(mailbox, folder, uid)
+        if mp3 is None:
+            raise web.HTTPNotFound(text="Not Found")
+        return web.Response(body=mp3, content_type="audio/mpeg", headers={"Cache-Control": "no-store"})
+
+    app.router.add_get(MEDIA_PATH, media)
