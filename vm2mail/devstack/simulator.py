@@ -95,6 +95,19 @@ class _Call:
                     return
             elif verb.tag in ("Play", "Pause"):
                 continue
+            elif verb.tag == "Gather":
+                # No key is pressed: Twilio plays the nested verbs, waits ``timeout`` and falls through
+                # to the next verb (https://www.twilio.com/docs/voice/twiml/gather#nest-other-verbs).
+                for child in verb:
+                    if child.tag == "Say":
+                        self.trace.said.append((child.get("language", "en-US"), child.text or ""))
+                if self.hangup_during_greeting and any(v.tag == "Record" for v in verbs[index + 1 :]):
+                    self.trace.ended_by = "caller-hangup"
+                    return
+                if verb.get("actionOnEmptyResult") == "true" and verb.get("action"):
+                    target = urljoin(url, verb.get("action") or "")
+                    await self.run(target, await self.post(target, self.call_params(Digits="")))
+                    return
             elif verb.tag in ("Hangup", "Reject"):
                 self.trace.ended_by = "hangup-verb"
                 return

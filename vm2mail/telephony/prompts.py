@@ -15,6 +15,7 @@ GOODBYE = "goodbye.j2"
 THANKS = "thanks.j2"
 NOT_IN_SERVICE = "not-in-service.j2"
 TOO_SHORT = "recording-too-short.j2"
+MAILBOX_FULL = "mailbox-full.j2"
 
 # Twilio <Say> accepts at most 4,096 characters per verb
 # (https://www.twilio.com/docs/voice/twiml/say#attributes); a runaway template must not break the call.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from twilio.twiml.voice_response import VoiceResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from vm2mail.config.model import Mailbox
 from vm2mail.telephony.prompts import Prompt
@@ -15,6 +16,7 @@ VOICE_PATH = "/twilio/voice"
 DIAL_DONE_PATH = "/twilio/dial-done"
 RECORD_DONE_PATH = "/twilio/record-done"
 RECORDING_PATH = "/twilio/recording"
+MENU_PATH = "/twilio/menu"  # the phone menu (vm2mail/menu/routes.py)
 
 # Seconds of silence that end a <Record> (https://www.twilio.com/docs/voice/twiml/record#timeout).
 RECORD_SILENCE_TIMEOUT = 5
@@ -54,6 +56,25 @@ def _say(response: VoiceResponse, prompt: Prompt) -> None:
         response.say(prompt.text, language=prompt.language, voice=prompt.voice)
     else:
         response.say(prompt.text, language=prompt.language)
+
+
+@dataclass(frozen=True)
+class Play:
+    """A ``<Play>`` of audio at ``url`` (a signed, expiring media URL)."""
+
+    url: str
+
+
+Spoken = Prompt | Play
+
+
+def _speak(parent: VoiceResponse | Gather, item: Spoken) -> None:
+    if isinstance(item, Play):
+        parent.play(item.url)
+    elif item.voice:
+        parent.say(item.text, language=item.language, voice=item.voice)
+    else:
+        parent.say(item.text, language=item.language)
 
 
 def _xml(response: VoiceResponse) -> str:
@@ -105,9 +126,10 @@ def voicemail(
     public_url: str,
     mailbox: Mailbox,
     context: CallContext,
-    greeting: Prompt,
+    greeting: Spoken | None,
     goodbye: Prompt,
     attempt: int = 1,
+    menu_action: str | None = None,
 ) -> str:
     """Greeting, beep, ``<Record>``; then a goodbye and hang-up for the old empty-recording behaviour.
 
@@ -116,9 +138,20 @@ def voicemail(
     RecordingStatus ``completed``, ``absent`` (silence, nothing stored) or ``failed``
     (https://www.twilio.com/docs/voice/twiml/record#attributes). Older accounts skip the action on
     an empty recording and continue with the next verb, hence the goodbye after ``<Record>``.
+
+    With ``menu_action`` the greeting plays inside ``<Gather numDigits=1 timeout=1>``: a key during
+    the greeting posts to the menu (``*`` opens it, any other key records at once); no key falls
+    through to ``<Record>`` (https://www.twilio.com/docs/voice/twiml/gather#nest-other-verbs).
+    ``greeting`` may be a recorded greeting (``Play``) or None (straight to the beep).
     """
     response = VoiceResponse()
-    _say(response, greeting)
+    if greeting is not None and menu_action is not None:
+        gather = response.gather(
+            action=menu_action, method="POST", input="dtmf", num_digits=1, timeout=1, finish_on_key=""
+        )
+        _speak(gather, greeting)
+    elif greeting is not None:
+        _speak(response, greeting)
     response.record(
         action=absolute_url(public_url, RECORD_DONE_PATH, mb=mailbox.id, attempt=str(attempt)),
         method="POST",
@@ -133,4 +166,83 @@ def voicemail(
     )
     _say(response, goodbye)
     response.hangup()
+    return _xml(response)
+
+
+# -- the phone menu ------------------------------------------------------------------------------------
+
+
+def menu_page(
+    *,
+    action: str,
+    items: Sequence[Spoken],
+    num_digits: int | None = 1,
+    timeout: int = 6,
+    finish_on_key: str = "#",
+) -> str:
+    """Speak/play ``items`` inside a ``<Gather>`` so any key interrupts them, then wait for keys.
+
+    ``actionOnEmptyResult`` makes Twilio post to ``action`` with empty Digits on a timeout too, so
+    the menu can re-prompt (https://www.twilio.com/docs/voice/twiml/gather#actiononemptyresult).
+    ``num_digits=None``: collect until ``finish_on_key`` (mailbox numbers, PINs).
+    """
+    response = VoiceResponse()
+    gather = response.gather(
+        action=action,
+        method="POST",
+        input="dtmf",
+        timeout=timeout,
+        finish_on_key=finish_on_key,
+        action_on_empty_result=True,
+        **({"num_digits": num_digits} if num_digits is not None else {}),
+    )
+    for item in items:
+        _speak(gather, item)
+    return _xml(response)
+
+
+def speak_and_hangup(items: Sequence[Spoken]) -> str:
+    """Speak ``items``, then hang up."""
+    response = VoiceResponse()
+    for item in items:
+        _speak(response, item)
+    response.hangup()
+    return _xml(response)
+
+
+def record_greeting(*, items: Sequence[Spoken], action: str, max_seconds: int, fallback: str) -> str:
+    """Prompt, beep, ``<Record>`` a greeting (``#`` ends it); ``fallback`` if Twilio skips the action."""
+    response = VoiceResponse()
+    for item in items:
+        _speak(response, item)
+    response.record(
+        action=action,
+        method="POST",
+        max_length=max_seconds,
+        play_beep=True,
+        timeout=RECORD_SILENCE_TIMEOUT,
+        finish_on_key="#",
+        trim="trim-silence",
+    )
+    response.redirect(fallback, method="POST")
+    return _xml(response)
+
+
+def dial_back(*, items: Sequence[Spoken], number: str, caller_id: str, action: str) -> str:
+    """Call ``number`` back from the menu, presenting the mailbox number; ``action`` resumes the menu.
+
+    ``callerId`` must be a number of this Twilio account (https://www.twilio.com/docs/voice/twiml/dial#callerid).
+    """
+    response = VoiceResponse()
+    for item in items:
+        _speak(response, item)
+    dial = response.dial(action=action, method="POST", caller_id=caller_id)
+    dial.number(number)
+    return _xml(response)
+
+
+def redirect(url: str) -> str:
+    """``<Redirect>``: continue the call at ``url`` (Twilio POSTs the call parameters there)."""
+    response = VoiceResponse()
+    response.redirect(url, method="POST")
     return _xml(response)
