@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.config",
     "tests.fixtures.dovecot",
     "tests.fixtures.gpg",
+    "tests.fixtures.smtp",
     "tests.fixtures.twilio",
 ]

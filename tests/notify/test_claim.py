@@ -1,0 +1,55 @@
+"""The IMAP claim (RFC 7162 conditional STORE): of several gateways racing for one voicemail, one wins."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from tests.e2e.harness import Stack
+from tests.notify.conftest import at, client, drop, flags, voicemail
+from vm2mail.mailstore.store import ImapStore
+from vm2mail.mailstore.voicemails import NOTIFIED
+from vm2mail.notify.claim import claim, release
+
+
+def test_one_of_many_concurrent_claims_wins(notify_stack: Callable[..., Stack]) -> None:
+    s = notify_stack()
+    box = s.config.mailboxes["201"]
+    uid = drop(s, "201", voicemail(message_id="<claim-1@vm.example.com>", date=at(9, 0)), at(9, 0))
+
+    async def scenario() -> list[bool]:
+        stores = [ImapStore(s.config.imap) for _ in range(6)]
+        try:
+            return list(
+                await asyncio.gather(*(claim(st, box, "Voicemail", uid, (NOTIFIED,)) for st in stores))
+            )
+        finally:
+            for st in stores:
+                await st.close()
+
+    results = asyncio.run(scenario())
+    assert results.count(True) == 1
+    assert NOTIFIED in flags(s, "201", uid)
+
+
+def test_claim_refused_after_seen_and_release_reopens(notify_stack: Callable[..., Stack]) -> None:
+    s = notify_stack()
+    box = s.config.mailboxes["201"]
+    uid = drop(s, "201", voicemail(message_id="<claim-2@vm.example.com>", date=at(9, 0)), at(9, 0))
+    gone = uid + 100
+
+    async def scenario() -> tuple[bool, bool, bool, bool]:
+        store = ImapStore(s.config.imap)
+        try:
+            won = await claim(store, box, "Voicemail", uid, ("$Vm2mailReminded1",))
+            await release(store, box, "Voicemail", uid, ("$Vm2mailReminded1",))
+            client(s).set_flags("Voicemail", uid, "\\Seen")
+            after_seen = await claim(store, box, "Voicemail", uid, ("$Vm2mailReminded1",))
+            seen_ok = await claim(store, box, "Voicemail", uid, (NOTIFIED,), unseen=False)
+            missing = await claim(store, box, "Voicemail", gone, (NOTIFIED,))
+            return won, after_seen, seen_ok, missing
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == (True, False, True, False)
+    assert "$Vm2mailReminded1" not in flags(s, "201", uid)

@@ -1,0 +1,289 @@
+"""The notifier: sends each voicemail notification and reminder exactly once, and the admin alerts.
+
+One mechanism serves every trigger. A scan lists the folders of the mailboxes that have recipients
+(cheap: ``Voicemails`` revalidates its cached view with one STATUS), asks ``policy.decide`` what is due
+for each voicemail, claims it in IMAP with a conditional STORE (``claim.claim``) and only then sends.
+Scans run after a delivery (``on_delivered``, or ``nudge`` from the watcher), when the next quiet
+period or reminder falls due, and at least every ``watcher.reminder_check_seconds``.
+
+Trade-off: the keyword is set before sending, so a crash between claim and send loses that one notice
+instead of sending it twice (the claim is logged, so the loss is visible). A send that fails
+temporarily on every channel releases the claim and is retried at the next scan; a permanent refusal
+(Twilio 21211 and friends, SMTP 5xx) is logged and not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import jinja2
+
+from vm2mail import metrics
+from vm2mail.config.model import Config, Mailbox
+from vm2mail.errors import Vm2mailError
+from vm2mail.ingest.jobs import Job
+from vm2mail.mailstore.store import ImapStore
+from vm2mail.mailstore.voicemails import Entry, Voicemails
+from vm2mail.notify import policy
+from vm2mail.notify.claim import claim, release
+from vm2mail.notify.mail import NotifyError, send_mail
+from vm2mail.notify.sms import send_sms
+from vm2mail.notify.texts import Texts, alert_texts, voicemail_texts
+from vm2mail.telephony.rest import TwilioRest
+
+log = logging.getLogger(__name__)
+
+ALERT_REPEAT_SECONDS = 3600.0  # an identical admin alert is sent at most once an hour
+SCAN_CONCURRENCY = 8  # folders listed at once (each on its own login's pooled connection)
+MIN_WAIT_SECONDS = 1.0
+
+
+@dataclass
+class _Alerted:
+    last: float
+    suppressed: int = 0
+
+
+@dataclass
+class _Outcome:
+    sent: int = 0
+    temporary: int = 0
+    permanent: int = 0
+
+
+class Notifier:
+    """Sends voicemail notifications and reminders (SMS, e-mail) and admin alerts."""
+
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        store: ImapStore,
+        rest: TwilioRest,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._config = config
+        self.store = store
+        self.rest = rest
+        self.now = clock or (lambda: datetime.now(UTC))
+        self.voicemails = Voicemails(store)
+        self._wake = asyncio.Event()
+        self._pending: set[str] = set()
+        self._alerts: dict[tuple[str, str], _Alerted] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._scan_lock = asyncio.Lock()
+
+    # -- triggers --------------------------------------------------------------------------------------
+
+    async def on_delivered(self, job: Job, target: Mailbox, uid: int) -> None:
+        """Pipeline hook: a voicemail landed in ``target``'s folder; scan that folder soon (never blocks)."""
+        log.debug("job=%s nudge for %s uid=%d", job.id, target.id, uid)
+        self.nudge(target.id)
+
+    def nudge(self, mailbox_id: str | None = None) -> None:
+        """Scan ``mailbox_id``'s folder (or, with None, every folder) at once; for the watcher's events."""
+        self._pending.add(mailbox_id or "*")
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Scan forever: on nudges, when something falls due, and every ``reminder_check_seconds``."""
+        last_full = -float("inf")
+        pending: set[str] | None = None  # None: everything
+        known: datetime | None = None  # the next due time the last full scan found
+        while True:
+            started = time.monotonic()
+            full = pending is None or "*" in pending
+            if full:
+                last_full = started
+            try:
+                next_at = await self.scan(None if full else pending)
+            except Exception:  # a bug must not stop notifications for everyone: log, keep scanning
+                log.exception("notification scan failed")
+                next_at = None
+            if full:
+                known = next_at
+            elif known is not None and known > self.now():
+                next_at = known if next_at is None else min(next_at, known)
+            period = float(self._config().watcher.reminder_check_seconds)
+            wait = max(0.0, period - (time.monotonic() - last_full))
+            if next_at is not None:
+                wait = min(wait, max(MIN_WAIT_SECONDS, (next_at - self.now()).total_seconds()))
+            woken = False
+            with contextlib.suppress(TimeoutError):
+                woken = await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
+            nudged, self._pending = self._pending, set()
+            due_full = time.monotonic() - last_full >= period
+            pending = None if (due_full or not woken) else nudged
+
+    # -- scanning --------------------------------------------------------------------------------------
+
+    async def scan(self, mailbox_ids: set[str] | None = None) -> datetime | None:
+        """One pass over the watched folders (or only ``mailbox_ids``); when the next action falls due."""
+        async with self._scan_lock:
+            config = self._config()
+            boxes = [b for b in policy.watched(config) if mailbox_ids is None or b.id in mailbox_ids]
+            limit = asyncio.Semaphore(SCAN_CONCURRENCY)
+
+            async def one(box: Mailbox) -> datetime | None:
+                async with limit:
+                    return await self._scan_box(config, box)
+
+            results = await asyncio.gather(*(one(box) for box in boxes))
+            return min((r for r in results if r is not None), default=None)
+
+    async def _scan_box(self, config: Config, box: Mailbox) -> datetime | None:
+        try:
+            listing = await self.voicemails.listing(box)
+        except Vm2mailError as exc:
+            log.warning("mailbox %s: cannot list %r for notifications: %s", box.id, box.folder, exc)
+            return None
+        next_at: datetime | None = None
+        for entry in listing.entries:
+            plan = policy.plan_for(config, box, entry.mailbox)
+            now = self.now()
+            action = policy.decide(entry, plan, now)
+            if action is not None:
+                try:
+                    if await self._act(config, box, entry, plan, action):
+                        entry = replace(entry, flags=entry.flags | set(action.flags))
+                except Vm2mailError as exc:
+                    log.warning("mailbox %s uid=%d: notification deferred: %s", box.id, entry.uid, exc)
+            due = policy.next_due(entry, plan, now)
+            # Already due but not done (send failed, claimed elsewhere): the periodic scan retries it.
+            if due is not None and due > now and (next_at is None or due < next_at):
+                next_at = due
+        return next_at
+
+    async def _act(
+        self, config: Config, box: Mailbox, entry: Entry, plan: policy.Plan, action: policy.Action
+    ) -> bool:
+        """Claim ``entry`` for ``action`` and send it; whether the claim stays (sent or refused for good)."""
+        what = f"{action.kind} mailbox={box.id} folder={box.folder!r} uid={entry.uid}"
+        what += f" message_id={entry.message_id}"
+        called = config.mailboxes.get(entry.mailbox or "")
+        try:  # render before claiming: a broken override template must not cost the notice
+            texts = voicemail_texts(
+                action.kind, entry, box, called, plan.language, action.number, config.templates_dir
+            )
+        except jinja2.TemplateError:
+            log.exception("%s: cannot render the notification templates; not sent", what)
+            return False
+        if not await claim(self.store, box, box.folder, entry.uid, action.flags):
+            log.debug("%s: already claimed elsewhere (or heard meanwhile)", what)
+            return False
+        # From here until the sends finish, a crash loses this notice (never duplicates it).
+        log.info("%s: claimed with %s", what, " ".join(action.flags))
+        outcome = await self._send(config, plan.sms, plan.email, texts, action.kind, what)
+        if outcome.sent == 0 and outcome.temporary:
+            await release(self.store, box, box.folder, entry.uid, action.flags)
+            log.warning("%s: nothing sent; released, retried at the next scan", what)
+            return False
+        if outcome.temporary or outcome.permanent:
+            log.error(
+                "%s: sent %d, %d recipient(s) failed and are not retried",
+                what,
+                outcome.sent,
+                outcome.temporary + outcome.permanent,
+            )
+        return True
+
+    async def _send(
+        self,
+        config: Config,
+        numbers: tuple[str, ...],
+        addresses: tuple[str, ...],
+        texts: Texts,
+        kind: str,
+        what: str,
+    ) -> _Outcome:
+        outcome = _Outcome()
+
+        async def attempt(channel: str, coro: Coroutine[Any, Any, object]) -> None:
+            try:
+                await coro
+            except NotifyError as exc:
+                if exc.temporary:
+                    outcome.temporary += 1
+                    log.warning("%s", exc)
+                else:
+                    outcome.permanent += 1
+                    log.error("%s (permanent, not retried)", exc)
+                return
+            except Exception:  # a library surprise counts as temporary: the claim may be released
+                outcome.temporary += 1
+                log.exception("%s: %s failed unexpectedly", what, channel)
+                return
+            outcome.sent += 1
+            metrics.NOTIFICATIONS.labels(channel, kind).inc()
+
+        for number in numbers:
+            await attempt("sms", send_sms(self.rest, config.twilio.sms_from, number, texts.sms, what=what))
+        for address in addresses:
+            if config.smtp_relay is None:
+                outcome.permanent += 1
+                log.error("%s: e-mail to %s not sent: no smtp_relay configured", what, address)
+                continue
+            await attempt(
+                "email", send_mail(config.smtp_relay, address, texts.subject, texts.body, what=what)
+            )
+        return outcome
+
+    # -- admin alerts ----------------------------------------------------------------------------------
+
+    async def alert_admin(self, subject: str, text: str) -> None:
+        """Tell the admin (``admin.email`` via the relay, ``admin.sms`` via Twilio); never raises.
+
+        Identical alerts (same subject and text) go out at most once per ALERT_REPEAT_SECONDS; the next
+        one says how many were suppressed. Sending is awaited: on a request path use ``alert_soon``.
+        """
+        config = self._config()
+        now = time.monotonic()
+        key = (subject, text)
+        self._alerts = {
+            k: v for k, v in self._alerts.items() if now - v.last < ALERT_REPEAT_SECONDS or k == key
+        }
+        seen = self._alerts.get(key)
+        if seen is not None and now - seen.last < ALERT_REPEAT_SECONDS:
+            seen.suppressed += 1
+            log.info("admin alert %r repeated; suppressed (%d so far)", subject, seen.suppressed)
+            return
+        suppressed = seen.suppressed if seen is not None else 0
+        self._alerts[key] = _Alerted(last=now)
+        log.warning("admin alert: %s", subject)
+        admin = config.admin
+        if not (admin.email or admin.sms):
+            log.warning("admin alert %r not sent: no admin.email or admin.sms configured", subject)
+            return
+        texts = alert_texts(subject, text, config.defaults.language, config.templates_dir, suppressed)
+        await self._send(
+            config,
+            (admin.sms,) if admin.sms else (),
+            (admin.email,) if admin.email else (),
+            texts,
+            "alert",
+            f"admin alert {subject!r}",
+        )
+
+    def alert_soon(self, subject: str, text: str) -> None:
+        """``alert_admin`` in the background, for callers that must not wait (webhooks, the menu)."""
+        task = asyncio.get_running_loop().create_task(self.alert_admin(subject, text))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Finish alerts still being sent (bounded), then drop them."""
+        tasks = list(self._tasks)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=5.0)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self._tasks.clear()

@@ -1,0 +1,80 @@
+"""Notification, reminder and alert texts (SMS and e-mail) from the language templates; never audio."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vm2mail.config.model import Mailbox
+from vm2mail.mailstore.voicemails import Entry
+from vm2mail.notify.policy import NOTIFY
+from vm2mail.templating import environment, language_template
+
+SMS_MAX_CHARS = 320  # two concatenated segments; Twilio splits longer bodies into more (billed) parts
+
+
+@dataclass(frozen=True, kw_only=True)
+class Texts:
+    sms: str
+    subject: str
+    body: str
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _render(kind: str, language: str, name: str, override: Path | None, context: dict[str, object]) -> str:
+    env = environment(override)
+    return env.get_template(language_template(kind, language, name, override)).render(**context)
+
+
+def voicemail_context(
+    entry: Entry, owner: Mailbox, called: Mailbox | None, language: str, number: int
+) -> dict[str, object]:
+    """The variables of the notify/reminder templates: caller, time in the owner's zone, duration."""
+    started = entry.date.astimezone(owner.tz)
+    return {
+        "caller": entry.caller,
+        "caller_name": entry.caller_name,
+        "started": started,
+        "tz_abbr": started.tzname() or "",
+        "duration": entry.duration,
+        "mailbox_id": (called or owner).id,
+        "mailbox_name": (called or owner).name,
+        "is_group": bool(called and called.is_group),
+        "owner_name": owner.name,
+        "folder": owner.folder,
+        "reminder": number,
+        "language": language,
+    }
+
+
+def voicemail_texts(
+    kind: str,
+    entry: Entry,
+    owner: Mailbox,
+    called: Mailbox | None,
+    language: str,
+    number: int,
+    override: Path | None,
+) -> Texts:
+    """SMS body and e-mail subject/body for the notification (``kind`` NOTIFY) or a reminder."""
+    context = voicemail_context(entry, owner, called, language, number)
+    base = "notify" if kind == NOTIFY else "notify-reminder"
+    sms_name = "notify.j2" if kind == NOTIFY else "reminder.j2"
+    return Texts(
+        sms=_one_line(_render("sms", language, sms_name, override, context))[:SMS_MAX_CHARS],
+        subject=_one_line(_render("email", language, f"{base}.subject.j2", override, context)),
+        body=_render("email", language, f"{base}.txt.j2", override, context),
+    )
+
+
+def alert_texts(subject: str, text: str, language: str, override: Path | None, suppressed: int) -> Texts:
+    """The admin alert: ``subject`` and ``text`` as given by the caller, wrapped by the alert templates."""
+    context: dict[str, object] = {"subject": subject, "text": text, "suppressed": suppressed}
+    return Texts(
+        sms=_one_line(_render("sms", language, "alert.j2", override, context))[:SMS_MAX_CHARS],
+        subject=_one_line(_render("email", language, "alert.subject.j2", override, context)),
+        body=_render("email", language, "alert.txt.j2", override, context),
+    )
