@@ -38,6 +38,7 @@ class Voicemail:
     duration: float | None  # seconds; None for a missed call
     mail_domain: str  # From: "<caller name or number>" <voicemail@mail_domain>
     mp3: Path | None  # the attachment (None for a missed call)
+    reply_to: str | None = None  # "reply+<token>@…": a reply by e-mail becomes an SMS to the caller
 
 
 def _clean(value: str) -> str:
@@ -115,6 +116,10 @@ def _headers(vm: Voicemail, subject: str) -> list[tuple[str, object]]:
         ("Subject", subject),
         ("Message-ID", vm.message_id),
         ("Auto-Submitted", "auto-generated"),  # RFC 3834 §5: no auto-replies to us
+    ]
+    if vm.reply_to:
+        headers.append(("Reply-To", vm.reply_to))  # RFC 5322 §3.6.2; vm2mail.smtp.replies signs it
+    headers += [
         ("X-Vm2mail-Kind", vm.kind),
         ("X-Vm2mail-Caller", vm.call.caller or "anonymous"),
     ]

@@ -1,0 +1,248 @@
+"""Voicemail e-mails over SMTP against the in-process gateway, compared with the Twilio path in the same run.
+
+Sends ``--messages`` PBX e-mails (a ``--seconds`` WAV each) over ``--sessions`` parallel SMTP sessions
+(smtplib clients in a separate process, so they do not share the gateway's interpreter) and prints:
+accepted messages/s at the SMTP edge, delivered messages/s into IMAP (Dovecot APPENDUID), the p50/p95
+time from the end of DATA to the ``250`` while the pipeline is busy, and the delivery throughput of the
+same number of signed Twilio recording callbacks through the same gateway (the ``bench/ingest.py`` path).
+Timings are printed, never asserted.
+
+    .venv/bin/python bench/smtp.py [--messages 500] [--seconds 60] [--sessions 8] [--workers 4] [--single 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import multiprocessing
+import os
+import shutil
+import smtplib
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import yaml
+
+from bench.ingest import ACCOUNT, TOKEN, Probe, make_wav, pct, post_callback
+from vm2mail.app import Gateway
+from vm2mail.config import load_config
+from vm2mail.devstack import keys
+from vm2mail.devstack.dovecot import DevDovecot
+from vm2mail.devstack.fake_twilio import FakeTwilio
+
+
+def voicemail_email(encoded: bytes, n: int) -> bytes:
+    """An Asterisk app_voicemail e-mail (``encoded``: the msg0000.wav attachment in base64, CRLF lines)."""
+    head = (
+        f"Date: Mon, 23 Nov 2026 10:15:42 +0100\r\nFrom: Asterisk PBX <asterisk@pbx.bench>\r\n"
+        f"To: 202@vm.bench\r\nSubject: [PBX]: New message {n} in mailbox 202\r\n"
+        f"Message-ID: <Asterisk-{n}-bench@pbx.bench>\r\nX-Asterisk-CallerID: +4930{n:07d}\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        "Content-Type: text/plain; charset=ISO-8859-1\r\n\r\nDear Anna: you were just left a 1:00 long "
+        "message\r\n--b\r\n"
+        'Content-Type: audio/x-wav; name="msg0000.wav"\r\nContent-Transfer-Encoding: base64\r\n'
+        'Content-Disposition: attachment; filename="msg0000.wav"\r\n\r\n'
+    )
+    return head.encode() + encoded + b"--b--\r\n"
+
+
+# -- the clients: one process, one thread per session ----------------------------------------------------
+def _session(port: int, encoded: bytes, numbers: list[int], out: list[tuple[int, float, float, int]]) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+        client.ehlo("pbx.bench")
+        for n in numbers:
+            body = voicemail_email(encoded, n)
+            client.mail("asterisk@pbx.bench")
+            client.rcpt("202@vm.bench")
+            code, _ = client.docmd("DATA")
+            assert code == 354, code
+            client.send(body)
+            t0 = time.perf_counter()
+            client.send(b".\r\n")
+            code, _ = client.getreply()
+            out.append((n, time.time(), time.perf_counter() - t0, code))
+
+
+def clients(port: int, wav: bytes, first: int, n: int, sessions: int, queue: Any) -> None:
+    results: list[tuple[int, float, float, int]] = []
+    encoded = base64.encodebytes(wav).replace(b"\n", b"\r\n")
+    numbers = list(range(first, first + n))
+    threads = [
+        threading.Thread(target=_session, args=(port, encoded, numbers[i::sessions], results))
+        for i in range(sessions)
+    ]
+    start = time.time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    queue.put((start, results))
+
+
+async def smtp_clients(
+    port: int, wav: bytes, first: int, n: int, sessions: int
+) -> tuple[float, list[tuple[int, float, float, int]]]:
+    """Run ``clients`` in a fresh process; (start time, per message: number, time of 250, latency, code)."""
+    context = multiprocessing.get_context("spawn")
+    queue: Any = context.Queue()
+    proc = context.Process(target=clients, args=(port, wav, first, n, sessions, queue))
+    proc.start()
+    start, results = await asyncio.to_thread(queue.get)
+    await asyncio.to_thread(proc.join)
+    return start, results
+
+
+# -- the gateway -------------------------------------------------------------------------------------------
+async def run(
+    config_path: Path, wav: bytes, n: int, seconds: int, sessions: int, single: int
+) -> dict[str, Any]:
+    import aiohttp
+
+    config = load_config(config_path)
+    fake = FakeTwilio(ACCOUNT, TOKEN)
+    await fake.start("127.0.0.1", int(config.twilio.api_base_url.rsplit(":", 1)[1]))
+    gateway = await Gateway.start(config, port=0)
+    twilio_probe = Probe()
+    smtp_landed: dict[str, float] = {}
+
+    async def delivered(job: Any, target: Any, uid: int) -> None:
+        if job.recording_sid:
+            await twilio_probe.delivered(job, target, uid)
+        else:
+            smtp_landed[job.id] = time.time()
+
+    gateway.pipeline.on_delivered = delivered
+    workers = asyncio.create_task(gateway.run_workers())
+    out: dict[str, Any] = {}
+    try:
+        # One PBX sending one voicemail after another: the 250 time with one message in the pipeline.
+        if single:
+            _, results = await smtp_clients(gateway.smtp_port, wav, 100_000, single, 1)
+            while len(smtp_landed) < single:
+                await asyncio.sleep(0.05)
+            out["single"] = [lat for _, _, lat, _ in results]
+            smtp_landed.clear()
+        # The Twilio path: n signed recording callbacks, then wait for every APPENDUID.
+        async with aiohttp.ClientSession() as session:
+            t0 = time.perf_counter()
+            sids = [
+                await post_callback(session, gateway, fake, wav, twilio_probe, i, seconds) for i in range(n)
+            ]
+            await twilio_probe.wait(sids)
+            out["twilio"] = n / (time.perf_counter() - t0)
+        # The SMTP path: the same number of e-mails over parallel sessions from another process.
+        start, results = await smtp_clients(gateway.smtp_port, wav, 0, n, sessions)
+        while len(smtp_landed) < n:
+            await asyncio.sleep(0.05)
+        out["codes"] = sorted({code for *_, code in results})
+        out["accepted"] = n / (max(at for _, at, _, _ in results) - start)
+        out["delivered"] = n / (max(smtp_landed.values()) - start)
+        out["latency"] = [lat for _, _, lat, _ in results]
+    finally:
+        workers.cancel()
+        await asyncio.gather(workers, return_exceptions=True)
+        await gateway.close()
+        await fake.stop()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=500)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--single", type=int, default=20, help="messages sent first from one session")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="vmbs", dir="/tmp"))
+    dovecot = DevDovecot(root / "dovecot")
+    try:
+        dovecot.add_user("anna@bench", "pw")
+        dovecot.add_user("bob@bench", "pw")
+        dovecot.start()
+        user_home, gw_home = root / "u", root / "g"
+        fpr = keys.make_key(user_home, "Anna", "anna@bench")
+        keys.import_keys(gw_home, keys.export_public(user_home, fpr))
+        wav = make_wav(root / "m.wav", args.seconds).read_bytes()
+        twilio_port = 19000 + os.getpid() % 1000
+        config = {
+            "server": {
+                "listen": "127.0.0.1:0",
+                "public_url": "https://vm.bench",
+                "spool_dir": str(root / "spool"),
+                "secret_key": "bench-secret-key-0123456789",
+                "mail_domain": "vm.bench",
+                "workers": args.workers,
+            },
+            "twilio": {
+                "account_sid": ACCOUNT,
+                "auth_token": TOKEN,
+                "api_base_url": f"http://127.0.0.1:{twilio_port}",
+                "sms_from": "+15550001000",
+            },
+            "imap": {"host": dovecot.host, "port": dovecot.port, "security": "none"},
+            "gpg": {"home": str(gw_home)},
+            "smtp_ingress": {
+                "listen": "127.0.0.1:0",
+                "domains": ["vm.bench"],
+                "allowed_networks": ["127.0.0.0/8"],
+            },
+            "mailboxes": {
+                "201": {
+                    "name": "Anna",
+                    "email": "anna@bench.example",
+                    "imap_user": "anna@bench",
+                    "imap_password": "pw",
+                    "numbers": ["+15550002001"],
+                    "gpg_recipients": [fpr],
+                },
+                # The SMTP path delivers into its own account, so neither path's Message-ID search
+                # before APPEND runs over the other's messages.
+                "202": {
+                    "name": "Bob",
+                    "email": "bob@bench.example",
+                    "imap_user": "bob@bench",
+                    "imap_password": "pw",
+                    "numbers": ["+15550002002"],
+                    "gpg_recipients": [fpr],
+                },
+            },
+        }
+        config_path = root / "bench.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        print(
+            f"bench/smtp.py: {args.messages} voicemails of {args.seconds} s per path, {args.sessions} SMTP "
+            f"sessions, {args.workers} workers, {os.cpu_count()} cores"
+        )
+        res = asyncio.run(run(config_path, wav, args.messages, args.seconds, args.sessions, args.single))
+        if res.get("single"):
+            one = res["single"]
+            print(f"end of DATA → 250, one session, {len(one)} messages: p50 {pct(one, 50) * 1000:.1f} ms  "
+                  f"p95 {pct(one, 95) * 1000:.1f} ms")  # fmt: skip
+        lat = res["latency"]
+        print(f"SMTP replies to DATA: {res['codes']}")
+        print(f"SMTP edge accepted:     {res['accepted']:6.2f} msg/s")
+        print(
+            f"SMTP delivered to IMAP: {res['delivered']:6.2f} msg/s   Twilio path (same run): "
+            f"{res['twilio']:6.2f} msg/s   ratio {res['delivered'] / res['twilio']:.2f}"
+        )
+        print(f"end of DATA → 250 while the pipeline is busy: p50 {pct(lat, 50) * 1000:.1f} ms  "
+              f"p95 {pct(lat, 95) * 1000:.1f} ms  max {max(lat) * 1000:.1f} ms")  # fmt: skip
+    finally:
+        dovecot.stop()
+        keys.kill_agent(root / "u")
+        keys.kill_agent(root / "g")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
