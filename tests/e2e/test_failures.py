@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from tests.e2e.harness import Stack, post_recording_callback, running, sample
+from tests.e2e.harness import Stack, parse, post_recording_callback, running, sample
 from tests.e2e.test_voicemail import messages
 
 
@@ -82,16 +82,49 @@ def test_missing_media_and_corrupt_audio_go_to_failed(stack: Callable[..., Stack
     assert corrupt not in s.fake.deleted  # a failed job keeps the recording at Twilio for a retry
 
 
-def test_key_missing_from_keyring_parks_job(stack: Callable[..., Stack]) -> None:
-    s = stack({"201": {"gpg_recipients": ["AAAABBBBCCCCDDDDEEEEFFFF0000111122223333"]}})
+def test_key_missing_from_keyring_waits_in_spool_and_alerts_admin(stack: Callable[..., Stack]) -> None:
+    """An unusable key is the admin's to fix: the voicemail waits in new/ (retried), nothing is delivered."""
+    missing = "AAAABBBBCCCCDDDDEEEEFFFF0000111122223333"
+    s = stack({"201": {"gpg_recipients": [missing]}})
+    alerts: list[tuple[str, str]] = []
+
+    async def alert(subject: str, text: str) -> None:
+        alerts.append((subject, text))
+
+    async def scenario() -> str:
+        async with running(s) as gateway:
+            gateway.pipeline.alert_admin = alert
+            trace = await s.call(gateway)
+            assert trace.recording is not None
+            sid = trace.recording.sid
+            for _ in range(200):  # the first attempt fails and is rescheduled, not parked in failed/
+                if s.job_file("new", sid).exists() and s.job("new", sid)["attempts"] >= 1:
+                    break
+                await asyncio.sleep(0.05)
+            return sid
+
+    sid = asyncio.run(scenario())
+    assert not s.job_file("failed", sid).exists()
+    job = s.job("new", sid)
+    assert job["attempts"] >= 1
+    assert missing in job["history"][-1] and "not in keyring" in job["history"][-1]
+    assert messages(s, "201") == []
+    assert len(alerts) == 1 and "201" in alerts[0][0] and missing in alerts[0][1]
+
+
+def test_allow_plain_mailbox_gets_unencrypted_voicemail_with_warning(stack: Callable[..., Stack]) -> None:
+    missing = "AAAABBBBCCCCDDDDEEEEFFFF0000111122223333"
+    s = stack({"201": {"gpg_recipients": [missing], "allow_plain": True}})
 
     async def scenario() -> str:
         async with running(s) as gateway:
             trace = await s.call(gateway)
             assert trace.recording is not None
-            assert await s.wait_job(trace.recording.sid) == "failed"
+            assert await s.wait_job(trace.recording.sid) == "done"
             return trace.recording.sid
 
-    sid = asyncio.run(scenario())
-    assert "AAAABBBBCCCCDDDDEEEEFFFF0000111122223333" in s.job("failed", sid)["history"][-1]
-    assert messages(s, "201") == []
+    asyncio.run(scenario())
+    [fetched] = messages(s, "201")
+    message = parse(fetched.raw)
+    assert message.get_content_type() == "multipart/mixed"  # readable, not multipart/encrypted
+    assert "unencrypted" in message["X-Vm2mail-Warning"] and missing in message["X-Vm2mail-Warning"]

@@ -8,6 +8,8 @@ It speaks the 2010-04-01 API shape closely enough for the official ``twilio`` cl
 * ``GET  …/Recordings/{RE}.json``, ``GET …/Recordings.json`` (DateCreated, DateCreated<, DateCreated>,
   CallSid, Page, PageSize), ``DELETE …/Recordings/{RE}.json`` → 204.
 * ``POST …/Messages.json`` (To, From, Body) → 201 message resource; To not E.164 → 400 code 21211.
+* ``GET  …/Calls/{CA}.json``: the Call resource (``to``, ``from``, ``caller_name``) of calls added with
+  ``add_call`` (reconciliation maps a recording to its mailbox by the called number).
 
 HTTP Basic auth (AccountSid:AuthToken) is mandatory everywhere, as on new Twilio accounts; errors
 carry Twilio's JSON error body (``code``, ``message``, ``more_info``, ``status``).
@@ -172,6 +174,9 @@ class FakeTwilio:
         self.fetches: list[MediaFetch] = []
         self.deleted: set[str] = set()
         self.messages: list[dict[str, str]] = []
+        self.calls: dict[str, dict[str, Any]] = {}
+        self.refused_messages: list[dict[str, str]] = []  # SMS answered with an error by refuse_number
+        self._refused_numbers: dict[str, tuple[int, int]] = {}  # To -> (HTTP status, Twilio error code)
         self._fail_remaining = 0
         self._fail_status = 500
         self._runner: web.AppRunner | None = None
@@ -185,6 +190,7 @@ class FakeTwilio:
         app.router.add_get(f"{base}/Recordings/{{name}}", self._get)
         app.router.add_delete(f"{base}/Recordings/{{name}}", self._delete)
         app.router.add_post(f"{base}/Messages.json", self._message)
+        app.router.add_get(f"{base}/Calls/{{name}}", self._call)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -222,6 +228,27 @@ class FakeTwilio:
         self.recordings[recording.sid] = recording
         return recording
 
+    def add_call(self, call_sid: str, *, to: str, caller: str, caller_name: str | None = None) -> None:
+        """Remember a call so ``GET …/Calls/{call_sid}.json`` answers (Call resource, API 2010-04-01)."""
+        now = rfc2822(datetime.now(UTC))
+        self.calls[call_sid] = {
+            "sid": call_sid,
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "to": to,
+            "to_formatted": to,
+            "from": caller,
+            "from_formatted": caller,
+            "caller_name": caller_name,
+            "direction": "inbound",
+            "status": "completed",
+            "date_created": now,
+            "date_updated": now,
+            "start_time": now,
+            "end_time": now,
+            "uri": f"{API}/Accounts/{self.account_sid}/Calls/{call_sid}.json",
+        }
+
     def recording_url(self, recording: Recording) -> str:
         """The RecordingUrl Twilio would report: absolute, without an extension."""
         return f"{self.base_url}{recording.uri}"
@@ -230,6 +257,10 @@ class FakeTwilio:
         """Answer the next ``n`` media GETs with ``status`` (after authentication succeeded)."""
         self._fail_remaining = n
         self._fail_status = status
+
+    def refuse_number(self, number: str, code: int = 21211, status: int = 400) -> None:
+        """Answer every SMS to ``number`` with Twilio error ``code`` (21211 invalid, 21610 unsubscribed)."""
+        self._refused_numbers[number] = (status, code)
 
     # -- handlers --------------------------------------------------------------------------------
     def _authorized(self, request: web.Request) -> bool:
@@ -319,6 +350,15 @@ class FakeTwilio:
             }
         )
 
+    async def _call(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._deny()
+        sid, _, extension = request.match_info["name"].partition(".")
+        call = self.calls.get(sid)
+        if call is None or extension != "json":
+            return self._not_found(request)
+        return web.json_response(call)
+
     async def _message(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             return self._deny()
@@ -328,6 +368,10 @@ class FakeTwilio:
             return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if not body:
             return _error(400, 21602, "Message body is required.")
+        if to in self._refused_numbers:
+            self.refused_messages.append(form)
+            status, code = self._refused_numbers[to]
+            return _error(status, code, f"The message to {to} cannot be sent (error {code}).")
         now = rfc2822(datetime.now(UTC))
         sid = new_sid("SM")
         self.messages.append(form)

@@ -47,6 +47,8 @@ class Job:
     not_before: float = 0.0  # epoch seconds: do not retry before
     delivered: list[str] = field(default_factory=list)  # mailbox ids whose folder has the message
     recording_deleted: bool = False
+    queued_at: float | None = None  # epoch seconds it entered the spool; retries give up a week later
+    seen: bool = False  # deliver already \Seen (heard), e.g. an Asterisk message from its Old folder
     history: list[str] = field(default_factory=list)  # "timestamp: what happened" lines for admins
 
     def __post_init__(self) -> None:

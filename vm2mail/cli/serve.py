@@ -1,4 +1,4 @@
-"""The ``vm2mail`` command: serve, check-config, simulate-call; exit 0 ok, 1 bad input, 2 usage."""
+"""``vm2mail serve``, ``check-config`` and ``simulate-call``: run, validate and try out the gateway."""
 
 from __future__ import annotations
 
@@ -7,24 +7,20 @@ import asyncio
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from vm2mail import __version__, logsetup
-from vm2mail.config import Config
-from vm2mail.errors import ConfigError, Vm2mailError
+from vm2mail import logsetup
+from vm2mail.cli.common import OK, PROBLEMS, Subparsers, command, load, table
+from vm2mail.config import Config, yamlsource
+from vm2mail.errors import Vm2mailError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 SAMPLE_CANDIDATES = (
     REPO.parent / "shared" / "samples" / "en-callback-request.wav",
     REPO / "deploy" / "demo" / "en-callback-request.wav",
 )
-
-
-def _load(path: str) -> Config:
-    from vm2mail.app import load  # imported late: gpg and aiohttp are not needed for --help
-
-    return load(Path(path))
 
 
 def routing_table(config: Config) -> str:
@@ -42,26 +38,45 @@ def routing_table(config: Config) -> str:
             rows.append(
                 (number, name, forward, f"{box.ring_seconds}s" if box.forward_to else "-", folder, encryption)
             )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
+    return table(rows)
+
+
+def key_warnings(config: Config) -> list[str]:
+    """``WARNING: file:line: key.path: key FPR expires DATE (in N days)`` for keys expiring soon."""
+    from vm2mail.keyhealth import EXPIRING, WARN_DAYS, check_keys
+
+    source = yamlsource.read(config.source)
+    now = datetime.now(UTC)
+    warnings = []
+    for health in check_keys(config, now=now):
+        if health.state == EXPIRING and health.expires is not None:
+            days = max(0, (health.expires - now).days)
+            warnings.append(
+                f"WARNING: {config.source.name}:{source.line(health.path)}: {health.path}: key "
+                f"{health.fingerprint} expires {health.expires:%Y-%m-%d} (in {days} days, "
+                f"warning from {WARN_DAYS} days ahead)"
+            )
+    return warnings
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = load(args.config)  # unusable (missing, expired, revoked) keys are errors: exit 1
+    for warning in key_warnings(config):
+        print(warning, file=sys.stderr)
     print(f"{args.config}: OK, {len(config.mailboxes)} mailboxes")
     print(routing_table(config))
-    return 0
+    return OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    from vm2mail.app import load_for_service, serve
+
+    logsetup.setup("text")  # until the file says otherwise: key warnings are logged while loading
+    config = load_for_service(Path(args.config))
     logsetup.setup(config.server.log_format)
-    from vm2mail.app import serve
 
     asyncio.run(serve(config))
-    return 0
+    return OK
 
 
 def _default_sample() -> Path:
@@ -103,7 +118,7 @@ async def _simulate(config: Config, args: argparse.Namespace) -> int:
         print(f"call {trace.call_sid}: {args.caller or 'anonymous'} -> {called}, {len(trace.steps)} webhooks")
         if trace.recording is None:
             print("no recording was made")
-            return 0
+            return OK
         sid = trace.recording.sid
         print(f"recording {sid} handed to the gateway; waiting for delivery ...")
         done = config.server.spool_dir / "done" / f"twilio-{sid}.json"
@@ -115,35 +130,32 @@ async def _simulate(config: Config, args: argparse.Namespace) -> int:
                     job = json.loads(path.read_text())
                     if ok:
                         print(f"delivered to mailbox(es) {', '.join(job['delivered'])}: {job['message_id']}")
-                        return 0
+                        return OK
                     print(f"FAILED: {job['history'][-1]}", file=sys.stderr)
-                    return 1
+                    return PROBLEMS
             await asyncio.sleep(0.1)
         print(f"not delivered within {args.wait}s (is the gateway running? see its log)", file=sys.stderr)
-        return 1
+        return PROBLEMS
     finally:
         await fake.stop()
 
 
 def cmd_simulate_call(args: argparse.Namespace) -> int:
-    return asyncio.run(_simulate(_load(args.config), args))
+    result: int = asyncio.run(_simulate(load(args.config), args))
+    return result
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vm2mail", description=__doc__)
-    p.add_argument("--version", action="version", version=f"vm2mail {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_text, description=help_text)
-        cmd.add_argument("-c", "--config", required=True, help="the YAML configuration file")
-        return cmd
-
-    command("serve", "run the gateway (webhooks, spool workers)").set_defaults(func=cmd_serve)
-    command("check-config", "validate the configuration and print the routing table").set_defaults(
-        func=cmd_check_config
+def register(sub: Subparsers) -> None:
+    command(sub, "serve", "run the gateway (webhooks, spool workers)", cmd_serve)
+    command(
+        sub,
+        "check-config",
+        "validate the configuration and print the routing table; warn about keys expiring within 30 days",
+        cmd_check_config,
     )
-    sim = command("simulate-call", "play Twilio against a running gateway: one unanswered call")
+    sim = command(
+        sub, "simulate-call", "play Twilio against a running gateway: one unanswered call", cmd_simulate_call
+    )
     sim.add_argument("--from", dest="caller", default="+15550001234", help="caller number ('' = withheld)")
     sim.add_argument("--caller-name", default=None, help="caller name (CNAM)")
     sim.add_argument("--to", default=None, help="called number (default: the first configured number)")
@@ -152,25 +164,3 @@ def parser() -> argparse.ArgumentParser:
         "--dial-outcome", default="no-answer", choices=["no-answer", "busy", "failed", "completed"]
     )
     sim.add_argument("--wait", type=float, default=30.0, help="seconds to wait for delivery")
-    sim.set_defaults(func=cmd_simulate_call)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        result: int = args.func(args)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 1
-    except Vm2mailError as exc:
-        print(f"vm2mail: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The ``vm2mail`` admin command; exit codes: 0 success, 1 bad input or problems found, 2 wrong usage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vm2mail import __version__
+from vm2mail.cli import keys as keys
+from vm2mail.cli import migrate as migrate
+from vm2mail.cli import pin as pin
+from vm2mail.cli import reconcile as reconcile
+from vm2mail.cli import reload as reload
+from vm2mail.cli import serve as serve
+from vm2mail.cli import spool as spool
+from vm2mail.cli import status as status
+from vm2mail.cli.common import PROBLEMS
+from vm2mail.errors import ConfigError, Vm2mailError
+
+__all__ = ["main", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vm2mail", description=__doc__)
+    p.add_argument("--version", action="version", version=f"vm2mail {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (serve, status, spool, keys, pin, reconcile, migrate, reload):
+        module.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)  # usage errors: argparse prints them and exits 2
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return PROBLEMS
+    except Vm2mailError as exc:
+        print(f"vm2mail: {exc}", file=sys.stderr)
+        return PROBLEMS
+    except KeyboardInterrupt:
+        print("vm2mail: interrupted", file=sys.stderr)
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Moving voicemail from other systems into vm2mail mailboxes."""
