@@ -155,15 +155,42 @@ class ImapStore:
         uids = search_uids(response)
         return min(uids) if uids else None
 
+    async def _search_all_message_id(self, conn: ImapConnection, message_id: str) -> list[int]:
+        response = await conn.command(
+            conn.client.uid_search("HEADER", "Message-ID", quote(message_id), charset=None),
+            "UID SEARCH",
+        )
+        return search_uids(response)
+
+    async def _drop_duplicate(self, conn: ImapConnection, folder: str, message_id: str, uid: int) -> None:
+        """Remove our own copy ``uid``: UID EXPUNGE (RFC 4315 §2.1) touches no other \\Deleted message."""
+        await conn.command(conn.client.uid("store", str(uid), "+FLAGS.SILENT", "(\\Deleted)"), "UID STORE")
+        await conn.command(conn.client.uid("expunge", str(uid)), "UID EXPUNGE")
+        log.info(
+            "IMAP %s: %s was appended concurrently to %r; removed our copy UID %d",
+            conn.where,
+            message_id,
+            folder,
+            uid,
+        )
+
     # -- public API ------------------------------------------------------------------------------------
 
     async def deliver(
-        self, mailbox: Mailbox, folder: str, message: bytes, *, message_id: str, internal_date: datetime
+        self,
+        mailbox: Mailbox,
+        folder: str,
+        message: bytes,
+        *,
+        message_id: str,
+        internal_date: datetime,
+        flags: tuple[str, ...] = (),
     ) -> int:
-        """APPEND ``message`` unseen into ``folder`` unless a message with ``message_id`` is there; its UID.
+        """APPEND ``message`` into ``folder`` unless a message with ``message_id`` is there; its UID.
 
         ``internal_date`` must be timezone-aware (it becomes the RFC 3501 INTERNALDATE). The folder is
-        created and subscribed when missing.
+        created and subscribed when missing. ``flags`` (e.g. ``("\\Seen",)``) are set by the APPEND
+        itself; without them the voicemail arrives unseen (new).
         """
         if internal_date.tzinfo is None:
             raise ValueError("internal_date must be timezone-aware")
@@ -174,17 +201,31 @@ class ImapStore:
             if existing is not None:
                 log.info("IMAP %s: %s already in %r as UID %d", conn.where, message_id, folder, existing)
                 return existing
-            # RFC 3501 §6.3.11: no flag list, so the voicemail arrives unseen (new).
+            # RFC 3501 §6.3.11: without a flag list the voicemail arrives unseen (new).
             response = await conn.command(
-                conn.client.append(message, mailbox=wire_mailbox(folder, conn.delimiter), date=internal_date),
+                conn.client.append(
+                    message,
+                    mailbox=wire_mailbox(folder, conn.delimiter),
+                    flags=f"({' '.join(flags)})" if flags else None,
+                    date=internal_date,
+                ),
                 f"APPEND to {folder!r}",
             )
             uid = append_uid(response)
+            # Another gateway (or worker) may have searched, found nothing and appended the same
+            # Message-ID at the same time. UIDs grow in commit order (RFC 3501 §2.3.1.1), so every
+            # appender keeps the lowest UID and removes only its own later copy: whatever the
+            # interleaving, exactly the first APPEND survives. NOOP first: Dovecot searches the
+            # view as of the last sync (see select()).
+            await conn.command(conn.client.noop(), "NOOP")
+            found = await self._search_all_message_id(conn, message_id)
             if uid is None:  # server without UIDPLUS (RFC 4315): find what we just stored
-                await conn.command(conn.client.noop(), "NOOP")
-                uid = await self._search_message_id(conn, message_id)
-                if uid is None:
+                if not found:
                     raise conn.error(f"APPEND to {folder!r} succeeded but {message_id} is not found")
+                uid = max(found)  # ours is the newest; the removal below needs UIDPLUS, so skip it
+            elif found and min(found) < uid:
+                await self._drop_duplicate(conn, folder, message_id, uid)
+                return min(found)
             log.info("IMAP %s: appended %s to %r as UID %d", conn.where, message_id, folder, uid)
             return uid
 
