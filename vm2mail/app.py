@@ -7,20 +7,33 @@ import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
+from vm2mail import ops
 from vm2mail.config import Config, load_config
+from vm2mail.config.model import Mailbox
 from vm2mail.errors import Vm2mailError
+from vm2mail.ingest.jobs import Job
 from vm2mail.ingest.pgp import Encryptor
 from vm2mail.ingest.spool import Spool
-from vm2mail.ingest.worker import Pipeline
+from vm2mail.ingest.worker import DeliveredHook, Pipeline
+from vm2mail.mailstore.greetings import Greetings
+from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.store import ImapStore
+from vm2mail.mailstore.voicemails import Voicemails
+from vm2mail.menu.call import MenuDeps
+from vm2mail.menu.routes import add_menu_routes, greeting_url
+from vm2mail.notify import Notifier
+from vm2mail.smtp.server import SmtpIngress
+from vm2mail.telephony.media import Playback, add_media_routes
 from vm2mail.telephony.rest import TwilioRest
 from vm2mail.telephony.webhooks import TelephonyDeps, add_routes
+from vm2mail.watcher import Watcher, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +57,66 @@ def key_problems(config: Config) -> list[tuple[str, str]]:
     return problems
 
 
+def add_delivered_hook(pipeline: Pipeline, hook: DeliveredHook) -> None:
+    """Chain ``hook`` after the Pipeline's existing ``on_delivered`` hook(s) (notifier, watcher, ...)."""
+    previous = pipeline.on_delivered
+    if previous is None:
+        pipeline.on_delivered = hook
+        return
+
+    async def fan_out(job: Job, target: Mailbox, uid: int) -> None:
+        await previous(job, target, uid)
+        await hook(job, target, uid)
+
+    pipeline.on_delivered = fan_out
+
+
+def _nudge_notifier(notifier: Notifier) -> Callable[[WatchEvent], Awaitable[None]]:
+    """Watcher events make the notifier rescan that folder (a voicemail heard stops its reminders)."""
+
+    async def on_event(event: WatchEvent) -> None:
+        notifier.nudge(event.mailbox.id)
+
+    return on_event
+
+
+def menu_deps(gateway: Gateway, rest: TwilioRest) -> MenuDeps:
+    """The phone menu's services over the gateway's IMAP store (issue 3); alerts go to the notifier."""
+    voicemails = Voicemails(gateway.store)
+
+    async def alert(subject: str, text: str) -> None:
+        if gateway.notifier is not None:
+            gateway.notifier.alert_soon(subject, text)
+
+    return MenuDeps(
+        config=gateway.current,
+        voicemails=voicemails,
+        metadata=Metadata(gateway.store),
+        playback=Playback(gateway.current, voicemails),
+        greetings=Greetings(gateway.store, voicemails),
+        http=gateway.http,
+        delete_recording=rest.delete_recording,
+        alert=alert,
+    )
+
+
 def load(path: Path) -> Config:
+    """The configuration with every pinned key checked: an unusable key is an error (check-config)."""
     return load_config(path, check_keys=key_problems)
+
+
+def load_for_service(path: Path) -> Config:
+    """The configuration for ``serve`` and reload: an unusable key must not stop the gateway.
+
+    Voicemails for that mailbox wait in the spool (the worker retries and alerts the admin) and
+    /healthz reports the key, so the problem is logged here instead of refusing to start.
+    """
+    config = load_config(path)
+    for key_path, problem in key_problems(config):
+        log.warning(
+            "%s: %s: %s; its voicemails wait in the spool until this is fixed", path, key_path, problem
+        )
+    return config
 
 
 @dataclass
@@ -59,6 +130,10 @@ class Gateway:
     runner: web.AppRunner
     pipeline: Pipeline
     port: int = 0
+    smtp: SmtpIngress | None = None  # the SMTP ingress, when smtp_ingress is configured
+    smtp_port: int = 0  # its bound port (smtp_ingress.listen may say port 0 in tests)
+    notifier: Notifier | None = None  # notifications, reminders and admin alerts (alert_admin)
+    watcher: Watcher | None = None  # IDLE on every mailbox folder: counts, group sync, retention (issue 4)
 
     def current(self) -> Config:
         return self.config
@@ -85,8 +160,25 @@ class Gateway:
                 delete_recording=rest.delete_recording,
             ),
         )
-        add_routes(app, TelephonyDeps(config=gateway.current, spool=spool))
-        app.router.add_get("/healthz", gateway.healthz)
+        gateway.notifier = Notifier(gateway.current, store, rest)
+        gateway.pipeline.alert_admin = gateway.notifier.alert_admin
+        add_delivered_hook(gateway.pipeline, gateway.notifier.on_delivered)
+        gateway.watcher = watcher = Watcher(gateway.current, store)
+        add_delivered_hook(gateway.pipeline, watcher.on_delivered)
+        watcher.subscribe(_nudge_notifier(gateway.notifier))
+        menu = menu_deps(gateway, rest)
+        add_routes(
+            app,
+            TelephonyDeps(
+                config=gateway.current,
+                spool=spool,
+                greeting_url=greeting_url(menu),
+                mailbox_full=watcher.mailbox_full,
+            ),
+        )
+        add_menu_routes(app, menu)
+        add_media_routes(app, menu.playback)
+        ops.add_ops_routes(app, ops.Health(gateway.current, spool, store, key_problems), spool)
         await gateway.runner.setup()
         host = config.server.listen_host
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -101,36 +193,69 @@ class Gateway:
             config.server.public_url,
             config.server.spool_dir,
         )
+        if config.smtp_ingress is not None:
+            try:
+                gateway.smtp = SmtpIngress(gateway.current, spool, rest.send_sms)
+                gateway.smtp_port = await gateway.smtp.start()
+            except BaseException:
+                await gateway.close()  # the HTTP listener is already up
+                raise
         return gateway
 
-    async def healthz(self, request: web.Request) -> web.Response:
-        failures = []
-        if not await asyncio.to_thread(self.spool.writable):
-            failures.append("spool: not writable")
-        try:
-            await self.store.ping()
-        except Vm2mailError as exc:
-            failures.append(f"imap: {exc}")
-        if failures:
-            return web.Response(status=503, text="\n".join(failures) + "\n")
-        return web.Response(text="ok\n")
+    async def reload(self, path: Path | None = None) -> list[str]:
+        """Re-read the YAML (SIGHUP): [] when new calls and jobs now use it, else why it was refused."""
+        new, problems = await ops.reload_config(self.config, path or self.config.source, load_for_service)
+        if new is not None:
+            self.config = new  # every component reads it through self.current at each call or job
+        return problems
 
     async def run_workers(self) -> None:
-        await self.pipeline.run(self.config.server.workers)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.pipeline.run(self.config.server.workers), name="pipeline")
+            if self.notifier is not None:
+                group.create_task(self.notifier.run(), name="notifier")
+            if self.watcher is not None:
+                group.create_task(self.watcher.run(), name="watcher")
 
     async def close(self) -> None:
+        if self.smtp is not None:
+            await self.smtp.close()
         await self.runner.cleanup()
+        if self.notifier is not None:
+            await self.notifier.close()
+        if self.watcher is not None:
+            await self.watcher.close()
         await self.store.close()
         await self.http.close()
 
 
 async def serve(config: Config) -> None:
-    """Run until SIGTERM/SIGINT. Jobs in flight stay in the spool and resume at the next start."""
+    """Run until SIGTERM/SIGINT; SIGHUP reloads the YAML. Jobs in flight stay in the spool and resume."""
     gateway = await Gateway.start(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: list[asyncio.Task[None]] = []
+
+    def hangup() -> None:
+        # One reload at a time, in signal order: each waits for the one before it.
+        previous = reloads[-1] if reloads else None
+
+        async def after_previous() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            log.info("SIGHUP: reloading %s", gateway.config.source)
+            try:
+                await gateway.reload()  # logs what it applied or why it refused
+            except Exception:
+                log.exception("reload failed; the running configuration stays")
+
+        reloads[:] = [loop.create_task(after_previous(), name="reload")]
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
+    # Written once SIGHUP is handled: `vm2mail reload` signals the pid it names.
+    pid_file = ops.write_pid_file(config.server.spool_dir)
     try:
         async with asyncio.TaskGroup() as group:
             workers = group.create_task(gateway.run_workers())
@@ -138,5 +263,9 @@ async def serve(config: Config) -> None:
             log.info("stopping")
             workers.cancel()
     finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        ops.remove_pid_file(pid_file)
+        for task in reloads:
+            task.cancel()
         with contextlib.suppress(Exception):
             await gateway.close()

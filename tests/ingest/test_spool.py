@@ -117,3 +117,21 @@ def test_unwritable_spool_raises_spool_error(tmp_path: Path) -> None:
 def test_unsafe_job_ids_are_rejected() -> None:
     with pytest.raises(ValueError, match="unsafe job id"):
         make_job(id="../../etc/passwd")
+
+
+def test_an_idle_worker_picks_up_jobs_another_process_linked_into_new(tmp_path: Path) -> None:
+    """`vm2mail spool retry` or `reconcile` in another process: the running gateway still delivers."""
+    gateway_spool = Spool(tmp_path, rescan_seconds=0.2)
+    gateway_spool.open_sync()
+    other_process = opened(tmp_path)
+
+    async def scenario() -> str:
+        claim = asyncio.create_task(gateway_spool.claim())
+        await asyncio.sleep(0.3)
+        assert not claim.done()
+        other_process.submit_sync(make_job(7))
+        job = await asyncio.wait_for(claim, 30)
+        return job.id
+
+    assert asyncio.run(scenario()) == make_job(7).id
+    assert gateway_spool.path("cur", make_job(7).id).exists()

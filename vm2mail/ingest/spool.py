@@ -26,6 +26,9 @@ from vm2mail.ingest.jobs import Job
 log = logging.getLogger(__name__)
 
 STATES = ("new", "cur", "done", "failed")
+# Other processes (``vm2mail spool retry``, ``reconcile``, a PBX import) may link jobs into new/:
+# an idle worker looks for them this often.
+RESCAN_SECONDS = 10.0
 
 
 def _fsync_dir(path: Path) -> None:
@@ -52,8 +55,9 @@ def _write_durably(path: Path, data: bytes) -> None:
 class Spool:
     """The on-disk queue. Blocking methods end in ``_sync``; their async twins run them in a thread."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, rescan_seconds: float = RESCAN_SECONDS) -> None:
         self.root = Path(root)
+        self.rescan_seconds = rescan_seconds
         self._ready: list[tuple[float, str]] = []  # heap of (not_before, job id) in new/
         self._queued: set[str] = set()
         self._wakeup: asyncio.Event | None = None
@@ -157,10 +161,26 @@ class Spool:
                 if job is not None:
                     return job
                 continue
-            delay = (self._ready[0][0] - now) if self._ready else None
+            delay = min(self._ready[0][0] - now, self.rescan_seconds) if self._ready else self.rescan_seconds
             self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wakeup.wait(), delay)
+            except TimeoutError:
+                for job_id, not_before in await asyncio.to_thread(self._unqueued_sync):
+                    log.info("job %s appeared in new/ (added by another process)", job_id)
+                    self._enqueue(job_id, not_before)
+
+    def _unqueued_sync(self) -> list[tuple[str, float]]:
+        """Jobs in new/ this process does not know about yet, with their ``not_before``."""
+        found = []
+        for path in self.dir("new").glob("*.json"):
+            if path.stem in self._queued:
+                continue
+            try:
+                found.append((path.stem, Job.from_json(path.read_bytes()).not_before))
+            except (OSError, ValueError, TypeError, KeyError):
+                continue  # claimed meanwhile, or being replaced: the next scan sees it again
+        return found
 
     def _rewrite(self, job: Job, state: str) -> None:
         tmp = self.dir("tmp") / f"{job.id}.{os.getpid()}.json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import shutil
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import aiohttp
 
+from vm2mail import logsetup, metrics
 from vm2mail.config.model import Config, Mailbox
-from vm2mail.errors import AudioError, CryptoError, Vm2mailError
+from vm2mail.errors import AudioError, CryptoError, MailStoreError, SpoolError, TelephonyError, Vm2mailError
 from vm2mail.ingest import jobs
 from vm2mail.ingest.audio import Encoded, transcode_to_mp3
 from vm2mail.ingest.fetch import fetch_recording
@@ -24,6 +26,7 @@ from vm2mail.ingest.pgp import Encryptor
 from vm2mail.ingest.spool import Spool
 from vm2mail.ingest.tags import VoicemailTags, write_tags
 from vm2mail.mailstore.store import ImapStore
+from vm2mail.smtp.replies import reply_address
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,23 @@ MAX_BACKOFF = 600.0
 # Called with (job, target mailbox, APPENDUID) after each delivery; the watcher and metrics hook in here.
 DeliveredHook = Callable[[Job, Mailbox, int], Awaitable[None]]
 RecordingDeleter = Callable[[str], Awaitable[None]]
+# Alerts the admin (subject, text); Notifier.alert_admin fits. Never given decrypted content or secrets.
+AdminAlert = Callable[[str, str], Awaitable[None]]
+
+
+_DOMAINS: tuple[tuple[type[Vm2mailError], str], ...] = (
+    (AudioError, "audio"),
+    (CryptoError, "crypto"),
+    (MailStoreError, "imap"),
+    (SpoolError, "spool"),
+    (TelephonyError, "twilio"),
+)
+
+
+def failure_reason(exc: Vm2mailError) -> str:
+    """The ``reason`` label of vm2mail_failures_total: the failure domain and whether it is retried."""
+    domain = next((name for kind, name in _DOMAINS if isinstance(exc, kind)), "other")
+    return f"{domain}_{'temporary' if exc.temporary else 'permanent'}"
 
 
 def backoff(attempts: int) -> float:
@@ -49,7 +69,9 @@ class Pipeline:
     http: aiohttp.ClientSession
     delete_recording: RecordingDeleter
     on_delivered: DeliveredHook | None = None
+    alert_admin: AdminAlert | None = None
     _encryptors: dict[Path, Encryptor] = field(default_factory=dict)
+    _alerted: set[tuple[str, str]] = field(default_factory=set)  # (mailbox, key problem) alerted once
 
     async def run(self, workers: int) -> None:
         async with asyncio.TaskGroup() as group:
@@ -63,6 +85,11 @@ class Pipeline:
 
     async def handle(self, job: Job) -> None:
         """Process one claimed job and leave it in done/, failed/ or back in new/ for a retry."""
+        # Every log record of this job carries its ids (vm2mail.logsetup), threads included.
+        with logsetup.context(call_id=job.call.call_sid, job_id=job.id, message_id=job.message_id):
+            await self._handle(job)
+
+    async def _handle(self, job: Job) -> None:
         started = time.monotonic()
         try:
             await self.process(job)
@@ -75,6 +102,8 @@ class Pipeline:
             await self._settle_failure(job, Vm2mailError(repr(exc), temporary=True), repr(exc))
         else:
             await asyncio.to_thread(self.spool.finish_sync, job)
+            if job.queued_at is not None:
+                metrics.PIPELINE_SECONDS.observe(max(0.0, time.time() - job.queued_at))
             log.info(
                 "job=%s call=%s message_id=%s delivered to %s in %.2fs",
                 job.id,
@@ -85,7 +114,10 @@ class Pipeline:
             )
 
     async def _settle_failure(self, job: Job, exc: Vm2mailError, reason: str) -> None:
-        if exc.temporary and time.time() - job.started.timestamp() < GIVE_UP_AFTER:
+        metrics.FAILURES.labels(reason=failure_reason(exc)).inc()
+        # Measured from when the job entered the spool (imports carry dates from years ago).
+        since = job.queued_at if job.queued_at is not None else job.started.timestamp()
+        if exc.temporary and time.time() - since < GIVE_UP_AFTER:
             delay = backoff(job.attempts)
             log.warning(
                 "job=%s call=%s temporary failure (attempt %d), retry in %.0fs: %s",
@@ -123,7 +155,17 @@ class Pipeline:
         workdir = self._workdir(job)
         workdir.mkdir(parents=True, exist_ok=True)
         try:
-            encoded = await self._audio(config, job, mailbox, workdir) if job.kind == jobs.VOICEMAIL else None
+            try:
+                encoded = (
+                    await self._audio(config, job, mailbox, workdir) if job.kind == jobs.VOICEMAIL else None
+                )
+            except TelephonyError as exc:
+                # Scale-out: another gateway got the same callback, delivered and deleted the recording.
+                if exc.temporary or not await self._everywhere(config, job, mailbox):
+                    raise
+                log.info("job=%s recording gone, %s already in every folder", job.id, job.message_id)
+                job.history.append(f"recording gone ({exc}); already delivered (by another gateway)")
+                return
             if job.kind == jobs.MISSED_CALL and not mailbox.missed_call_email:
                 job.history.append("missed call: no e-mail (missed_call_email is off)")
             else:
@@ -143,6 +185,13 @@ class Pipeline:
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
+    async def _everywhere(self, config: Config, job: Job, mailbox: Mailbox) -> bool:
+        """Whether every target folder already holds ``job.message_id`` (one UID SEARCH per target)."""
+        for target in config.delivery_targets(mailbox):
+            if await self.store.find_message_id(target, target.folder, job.message_id) is None:
+                return False
+        return True
+
     async def _audio(self, config: Config, job: Job, mailbox: Mailbox, workdir: Path) -> Encoded | None:
         """Fetch and encode the recording; a silent or too-short one turns the job into a missed call."""
         source = self.spool.blob_path(job)
@@ -150,8 +199,10 @@ class Pipeline:
             if not job.recording_url:
                 raise AudioError("job has neither a recording URL nor audio", temporary=False)
             source = workdir / "recording.wav"
-            await fetch_recording(self.http, config.twilio, job.recording_url, source)
-        encoded = await transcode_to_mp3(source, workdir / "voicemail.mp3")
+            with metrics.STAGE_SECONDS.labels(stage="fetch").time():
+                await fetch_recording(self.http, config.twilio, job.recording_url, source)
+        with metrics.STAGE_SECONDS.labels(stage="transcode").time():
+            encoded = await transcode_to_mp3(source, workdir / "voicemail.mp3")
         if encoded.silent or encoded.duration < mailbox.min_message_seconds:
             why = "silent" if encoded.silent else f"{encoded.duration:.1f}s long"
             log.info("job=%s call=%s recording is %s: a missed call", job.id, job.call.call_sid, why)
@@ -175,13 +226,16 @@ class Pipeline:
         self, config: Config, job: Job, mailbox: Mailbox, target: Mailbox, encoded: Encoded | None
     ) -> None:
         encryptor = self._encryptor(config.gpg.home) if target.encrypted else None
+        extra: tuple[str, ...] = (
+            (config.gpg.playback_key,) if target.phone_playback and config.gpg.playback_key else ()
+        )
+        warning = None
         if encryptor is not None:
-            for fpr in target.gpg_recipients:
-                if (problem := await asyncio.to_thread(encryptor.check_key, fpr)) is not None:
-                    raise CryptoError(
-                        f"mailbox {target.id}: key {fpr} is not usable: {problem}", temporary=False
-                    )
-        extra = (config.gpg.playback_key,) if target.phone_playback and config.gpg.playback_key else ()
+            recipients, extra, warning = await self._usable_keys(job, target, encryptor, extra)
+            if not recipients:
+                encryptor = None  # allow_plain and no usable key: deliver readable, with a warning
+            if recipients != target.gpg_recipients:
+                target = dataclasses.replace(target, gpg_recipients=recipients)
         voicemail = Voicemail(
             kind=job.kind,
             recipient=target,
@@ -192,17 +246,29 @@ class Pipeline:
             duration=encoded.duration if encoded else job.recording_duration,
             mail_domain=config.server.mail_domain,
             mp3=encoded.path if encoded else None,
+            reply_to=reply_address(config, target, job.call.caller),  # None without smtp_ingress
         )
-        message = await asyncio.to_thread(
-            compose,
-            voicemail,
-            templates_dir=config.templates_dir,
-            encryptor=encryptor,
-            extra_recipients=extra,
-        )
-        uid = await self.store.deliver(
-            target, target.folder, message, message_id=job.message_id, internal_date=job.started
-        )
+        with metrics.STAGE_SECONDS.labels(stage="compose").time():
+            message = await asyncio.to_thread(
+                compose,
+                voicemail,
+                templates_dir=config.templates_dir,
+                encryptor=encryptor,
+                extra_recipients=extra,
+            )
+        if warning is not None:
+            # Prepended as the first header field (RFC 5322 §2.2), so every mail client can show it.
+            message = f"X-Vm2mail-Warning: {warning}\r\n".encode() + message
+        with metrics.STAGE_SECONDS.labels(stage="append").time():
+            uid = await self.store.deliver(
+                target,
+                target.folder,
+                message,
+                message_id=job.message_id,
+                internal_date=job.started,
+                flags=("\\Seen",) if job.seen else (),
+            )
+        metrics.DELIVERIES.inc()
         job.delivered.append(target.id)
         await asyncio.to_thread(self.spool.checkpoint_sync, job)
         log.info(
@@ -216,3 +282,51 @@ class Pipeline:
         )
         if self.on_delivered is not None:
             await self.on_delivered(job, target, uid)
+
+    async def _usable_keys(
+        self, job: Job, target: Mailbox, encryptor: Encryptor, extra: tuple[str, ...]
+    ) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+        """(usable mailbox keys, usable extra keys, warning) for ``target``, or raise to wait.
+
+        An unusable key (missing, expired, revoked) is the admin's to fix, so the voicemail waits in
+        the spool (a temporary failure, retried with backoff) and the admin is alerted once per key
+        problem, unless the mailbox has ``allow_plain``: then it goes to the keys that still work, or
+        unencrypted when none does, marked with a warning header.
+        """
+        problems: dict[str, str] = {}
+        for fpr in (*target.gpg_recipients, *extra):
+            if (problem := await asyncio.to_thread(encryptor.check_key, fpr)) is not None:
+                problems[fpr] = problem
+        if not problems:
+            return target.gpg_recipients, extra, None
+        detail = "; ".join(f"key {fpr}: {problem}" for fpr, problem in problems.items())
+        if not target.allow_plain:
+            await self._alert(
+                target,
+                detail,
+                f"Voicemails for mailbox {target.id} ({target.name}) are waiting in the spool because a "
+                f"configured key is not usable: {detail}.\nImport a valid key (vm2mail keys import) or "
+                "fix the configuration; waiting voicemails are then delivered by the next retry.",
+            )
+            raise CryptoError(f"mailbox {target.id}: {detail}; waiting for a usable key", temporary=True)
+        usable = tuple(f for f in target.gpg_recipients if f not in problems)
+        warning = (
+            f"not encrypted to every configured key ({detail})"
+            if usable
+            else f"delivered unencrypted: no usable key ({detail})"
+        )
+        log.warning(
+            "job=%s call=%s mailbox %s (allow_plain): %s", job.id, job.call.call_sid, target.id, warning
+        )
+        job.history.append(f"mailbox {target.id}: {warning}")
+        await self._alert(target, detail, f"Mailbox {target.id} ({target.name}): {warning}.")
+        return usable, tuple(f for f in extra if f not in problems), warning
+
+    async def _alert(self, target: Mailbox, detail: str, text: str) -> None:
+        if self.alert_admin is None or (target.id, detail) in self._alerted:
+            return
+        self._alerted.add((target.id, detail))
+        try:
+            await self.alert_admin(f"vm2mail: mailbox {target.id} has an unusable key", text)
+        except Exception:  # an alert failing must not change the job's fate
+            log.exception("alerting the admin about mailbox %s failed", target.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,10 +14,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from multidict import MultiDict
 
+from vm2mail import logsetup, metrics
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import SignatureError, SpoolError, TelephonyError
 from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job
 from vm2mail.ingest.spool import Spool
+from vm2mail.menu.state import MenuState
+from vm2mail.menu.state import encode as encode_state
 from vm2mail.telephony import prompts, twiml
 from vm2mail.telephony.signature import SIGNATURE_HEADER, verify, webhook_url
 
@@ -62,6 +66,7 @@ class TelephonyDeps:
     spool: Spool
     # Optional services the composition root wires in when they run:
     mailbox_full: Callable[[Mailbox], Awaitable[bool]] | None = None  # the watcher's counts (max_messages)
+    greeting_url: Callable[[Mailbox], Awaitable[str | None]] | None = None  # recorded greeting (menu)
 
 
 def caller_number(raw: str | None) -> str | None:
@@ -119,6 +124,9 @@ async def _form(request: web.Request) -> MultiDict[str]:
             raise TelephonyError("file fields are not accepted")
         form.add(key, value)
     return form
+
+
+form_of = _form  # for the other /twilio/ handlers (the phone menu)
 
 
 def _twiml(document: str) -> web.Response:
@@ -193,8 +201,12 @@ class _Webhooks:
     def __init__(self, deps: TelephonyDeps) -> None:
         self.deps = deps
 
-    def _voicemail(self, config: Config, mailbox: Mailbox, form: Mapping[str, str], attempt: int = 1) -> str:
-        greeting = prompts.GREETING if attempt == 1 else prompts.TOO_SHORT
+    async def _voicemail(
+        self, config: Config, mailbox: Mailbox, form: Mapping[str, str], attempt: int = 1
+    ) -> str:
+        if self.deps.mailbox_full is not None and await self.deps.mailbox_full(mailbox):
+            log.info("call %s: mailbox %s is full, nothing recorded", form.get("CallSid", "?"), mailbox.id)
+            return twiml.say_and_hangup(prompts.mailbox_prompt(config, mailbox, prompts.MAILBOX_FULL))
         caller = caller_number(form.get("From"))
         context = twiml.CallContext(
             mailbox_id=mailbox.id,
@@ -202,13 +214,30 @@ class _Webhooks:
             caller=caller,
             caller_name=form.get("CallerName", "").strip() or None,
         )
+        greeting: twiml.Spoken = prompts.mailbox_prompt(
+            config,
+            mailbox,
+            prompts.GREETING if attempt == 1 else prompts.TOO_SHORT,
+            called=context.called,
+            caller=caller,
+        )
+        menu_action = None
+        if attempt == 1:
+            recorded = await self.deps.greeting_url(mailbox) if self.deps.greeting_url else None
+            greeting = twiml.Play(recorded) if recorded else greeting
+            if mailbox.pin_hash is not None:
+                # `*` during the greeting opens the menu (issue 3); only mailboxes with a PIN have one.
+                state = MenuState(call=form.get("CallSid", ""), step="greet", mailbox=mailbox.id)
+                token = encode_state(config.server.secret_key, state)
+                menu_action = twiml.absolute_url(config.server.public_url, twiml.MENU_PATH, s=token)
         return twiml.voicemail(
             public_url=config.server.public_url,
             mailbox=mailbox,
             context=context,
-            greeting=prompts.mailbox_prompt(config, mailbox, greeting, called=context.called, caller=caller),
+            greeting=greeting,
             goodbye=prompts.mailbox_prompt(config, mailbox, prompts.GOODBYE),
             attempt=attempt,
+            menu_action=menu_action,
         )
 
     def _query_mailbox(self, config: Config, request: web.Request) -> Mailbox | None:
@@ -221,13 +250,24 @@ class _Webhooks:
         call_sid = _sid(form, "CallSid", CALL_SID)
         called = _required(form, "To")
         mailbox = config.mailbox_for_number(called)
+        caller = caller_number(form.get("From"))
+        owner = config.mailbox_for_owner(caller) if caller else None
+        if called in config.menu.numbers or (
+            mailbox is not None and owner is mailbox and mailbox.pin_hash is not None
+        ):
+            # The menu's access number, or an owner calling their own mailbox from forward_to.
+            log.info("call %s: to the phone menu", call_sid)
+            metrics.CALLS.labels(outcome="menu").inc()
+            return _twiml(twiml.redirect(twiml.absolute_url(config.server.public_url, twiml.MENU_PATH)))
         if mailbox is None:
             log.warning("call %s: the called number %s belongs to no mailbox", call_sid, called)
             prompt = prompts.service_prompt(config, prompts.NOT_IN_SERVICE, called=called)
+            metrics.CALLS.labels(outcome="unknown_number").inc()
             return _twiml(twiml.say_and_hangup(prompt))
         if mailbox.forward_to:
             log.info("call %s: mailbox %s, ringing its forward number first", call_sid, mailbox.id)
             caller_id = caller_number(form.get("From")) or called
+            metrics.CALLS.labels(outcome="forward").inc()
             return _twiml(
                 twiml.forward(
                     public_url=config.server.public_url,
@@ -237,7 +277,8 @@ class _Webhooks:
                 )
             )
         log.info("call %s: mailbox %s, taking a message", call_sid, mailbox.id)
-        return _twiml(self._voicemail(config, mailbox, form))
+        metrics.CALLS.labels(outcome="voicemail").inc()
+        return _twiml(await self._voicemail(config, mailbox, form))
 
     async def dial_done(self, request: web.Request) -> web.Response:
         """The ``<Dial action>``: answered calls are left alone, the rest go to voicemail."""
@@ -260,7 +301,7 @@ class _Webhooks:
         if status not in NOT_CONNECTED:
             log.warning("call %s: unknown DialCallStatus %r, taking a message", call_sid, status)
         log.info("call %s: forward %s, mailbox %s taking a message", call_sid, status, mailbox.id)
-        return _twiml(self._voicemail(config, mailbox, form))
+        return _twiml(await self._voicemail(config, mailbox, form))
 
     async def record_done(self, request: web.Request) -> web.Response:
         """The ``<Record action>``: thank a caller still on the line; offer one retry if too short."""
@@ -277,7 +318,7 @@ class _Webhooks:
         duration = _seconds(form.get("RecordingDuration"))
         if duration is not None and duration < mailbox.min_message_seconds and attempt < 2:
             log.info("call %s: %ss message too short, asking once more", call_sid, duration)
-            return _twiml(self._voicemail(config, mailbox, form, attempt=attempt + 1))
+            return _twiml(await self._voicemail(config, mailbox, form, attempt=attempt + 1))
         return _twiml(twiml.say_and_hangup(prompts.mailbox_prompt(config, mailbox, prompts.THANKS)))
 
     async def recording(self, request: web.Request) -> web.Response:
@@ -297,7 +338,9 @@ class _Webhooks:
         )
         if job is None:
             return web.Response(status=204)
+        job.queued_at = time.time()  # the acknowledgement: vm2mail_pipeline_seconds counts from here
         if await self.deps.spool.submit(job):
+            metrics.RECORDINGS.labels(source="twilio", kind=job.kind).inc()
             log.info("call %s: %s job %s spooled for mailbox %s", call_sid, job.kind, job.id, mailbox.id)
         else:
             log.info("call %s: job %s already spooled (repeated callback)", call_sid, job.id)
@@ -320,9 +363,12 @@ def guard(deps: TelephonyDeps) -> Middleware:
         ):
             return await handler(request)
         call_sid = ""
+        context = logsetup.CALL_ID.set(None)
         try:
             form = await _form(request)
             call_sid = form.get("CallSid", "")[:34]
+            # Every log record of this request carries the call id (vm2mail.logsetup).
+            logsetup.CALL_ID.set(call_sid if CALL_SID.match(call_sid) else None)
             config = deps.config()
             # raw_path is the request target byte for byte: Twilio signed the URL exactly as we wrote it.
             url = webhook_url(config.server.public_url, request.raw_path)
@@ -347,6 +393,8 @@ def guard(deps: TelephonyDeps) -> Middleware:
         except Exception:
             log.exception("call %s: %s failed", call_sid or "?", request.path)
             return _text(500, "Internal error\n")
+        finally:
+            logsetup.CALL_ID.reset(context)
 
     return middleware
 
