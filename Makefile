@@ -7,7 +7,7 @@ VENV := .venv
 APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks openssl ca-certificates python3-venv
 BINARIES := ffmpeg ffprobe dovecot doveadm gpg sox swaks openssl
 
-.PHONY: deps system-deps venv test lint demo bench clean
+.PHONY: deps system-deps venv test lint demo bench bench-ingest bench-smtp bench-menu bench-watch clean
 
 deps: system-deps venv
 
@@ -42,8 +42,20 @@ test: deps
 demo: deps
 	$(VENV)/bin/python -m vm2mail.devstack.demo
 
-bench: deps
+# Each bench prints its figures (and ratios against a reference measured in the same run).
+bench: bench-ingest bench-smtp bench-menu bench-watch
+
+bench-ingest: deps
 	$(VENV)/bin/python bench/ingest.py
+
+bench-smtp: deps
+	$(VENV)/bin/python bench/smtp.py
+
+bench-menu: deps
+	$(VENV)/bin/python bench/menu.py
+
+bench-watch: deps
+	$(VENV)/bin/python bench/watch.py
 
 clean:
 	rm -rf .work .pytest_cache .mypy_cache .ruff_cache

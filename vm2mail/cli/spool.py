@@ -199,7 +199,7 @@ def register(sub: Subparsers) -> None:
     )
     retry.add_argument("jobs", metavar="JOB", nargs="+", help="job ids")
     retry.add_argument(
-        "--no-deliver", action="store_true", help="only requeue; a running gateway picks the jobs up within seconds"
+        "--no-deliver", action="store_true", help="only requeue; a running gateway picks them up"
     )
     discard = spool.add_parser(
         "discard",

@@ -56,6 +56,13 @@ class Encoded:
     silent: bool  # True when the peak stays below the silence threshold (nobody spoke)
 
 
+WORKER_NICENESS = 10
+
+
+def _lower_priority() -> None:  # runs in the forked child before exec; os.nice is async-signal-safe
+    os.nice(WORKER_NICENESS)
+
+
 def ffmpeg_args(src: Path, dst: Path) -> list[str]:
     """The single ffmpeg invocation: decode, downmix, measure, encode."""
     return [
@@ -145,6 +152,9 @@ async def transcode_to_mp3(src: Path, dst: Path, *, silence_dbfs: float = -50.0)
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            # Encoding is batch work: at a lower CPU priority it never delays a webhook reply or an
+            # SMTP 250 (the front doors share the cores with the workers).
+            preexec_fn=_lower_priority,
         )
     except OSError as exc:
         raise AudioError(f"cannot start ffmpeg: {exc}", temporary=True) from exc
