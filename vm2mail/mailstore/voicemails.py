@@ -53,6 +53,7 @@ __all__ = [
     "Voicemails",
     "counts",
     "parse_fetch",
+    "special_trash",
     "uid_fetch",
     "uid_set",
 ]
@@ -77,6 +78,23 @@ async def uid_fetch(conn: ImapConnection, uids: str, items: str) -> list[bytes]:
     )
     response = await conn.command(proto.execute(command), "UID FETCH")
     return [bytes(line) for line in response.lines[:-1]]
+
+
+async def special_trash(conn: ImapConnection) -> str | None:
+    """The account's ``\\Trash`` folder by its RFC 6154 SPECIAL-USE attribute, or None."""
+    proto = conn.client.protocol
+    if conn.has_capability("SPECIAL-USE"):
+        # RFC 6154 §5.1: LIST (SPECIAL-USE) returns only folders with a special use.
+        command = aioimaplib.Command("LIST", proto.new_tag(), "(SPECIAL-USE)", '""', '"*"', loop=proto.loop)
+        response = await conn.command(proto.execute(command), "LIST (SPECIAL-USE)")
+    else:
+        response = await conn.command(conn.client.list('""', '"*"'), "LIST")
+    for line in response.lines[:-1]:
+        parsed = parse_list_line(bytes(line))
+        if parsed is not None and any(f.lower() == "\\trash" for f in parsed[0]):
+            _, delimiter, found = parsed
+            return found.replace(delimiter, "/") if delimiter and delimiter != "/" else found
+    return None
 
 
 def _check_flags(flags: Iterable[str]) -> str:
@@ -266,20 +284,9 @@ class Voicemails:
             return cached
 
         async def op(conn: ImapConnection, pool: Pool) -> str:
-            proto = conn.client.protocol
-            if conn.has_capability("SPECIAL-USE"):
-                # RFC 6154 §5.1: LIST (SPECIAL-USE) returns only folders with a special use.
-                command = aioimaplib.Command(
-                    "LIST", proto.new_tag(), "(SPECIAL-USE)", '""', '"*"', loop=proto.loop
-                )
-                response = await conn.command(proto.execute(command), "LIST (SPECIAL-USE)")
-            else:
-                response = await conn.command(conn.client.list('""', '"*"'), "LIST")
-            for line in response.lines[:-1]:
-                parsed = parse_list_line(bytes(line))
-                if parsed is not None and any(f.lower() == "\\trash" for f in parsed[0]):
-                    _, delimiter, found = parsed
-                    return found.replace(delimiter, "/") if delimiter and delimiter != "/" else found
+            found = await special_trash(conn)
+            if found is not None:
+                return found
             await self.store.ensure_folder(conn, pool, "Trash")
             return "Trash"
 

@@ -7,12 +7,10 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import aioimaplib
-
 from vm2mail.config.model import Mailbox
 from vm2mail.mailstore.connection import ImapConnection, search_uids
-from vm2mail.mailstore.folders import parse_list_line, quote, wire_mailbox
-from vm2mail.mailstore.voicemails import KINDS, uid_set
+from vm2mail.mailstore.folders import quote, wire_mailbox
+from vm2mail.mailstore.voicemails import KINDS, special_trash, uid_set
 from vm2mail.watcher.state import FolderState
 
 if TYPE_CHECKING:
@@ -50,18 +48,9 @@ def imap_date(day: date) -> str:
 
 async def find_trash(conn: ImapConnection) -> str:
     """The account's ``\\Trash`` folder (RFC 6154 SPECIAL-USE), else "Trash" (created if missing)."""
-    proto = conn.client.protocol
-    if conn.has_capability("SPECIAL-USE"):
-        # RFC 6154 §5.1: LIST (SPECIAL-USE) returns only the folders with a special use.
-        command = aioimaplib.Command("LIST", proto.new_tag(), "(SPECIAL-USE)", '""', '"*"', loop=proto.loop)
-        response = await conn.command(proto.execute(command), "LIST (SPECIAL-USE)")
-    else:
-        response = await conn.command(conn.client.list('""', '"*"'), "LIST")
-    for line in response.lines[:-1]:
-        parsed = parse_list_line(bytes(line))
-        if parsed is not None and any(f.lower() == "\\trash" for f in parsed[0]):
-            _, delimiter, found = parsed
-            return found.replace(delimiter, "/") if delimiter and delimiter != "/" else found
+    found = await special_trash(conn)
+    if found is not None:
+        return found
     name = wire_mailbox("Trash", conn.delimiter)
     created = await conn.command(conn.client.create(name), "CREATE Trash", ok=("OK", "NO"))
     if created.result == "OK":
