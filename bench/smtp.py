@@ -30,12 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import yaml
 
-from bench.ingest import ACCOUNT, TOKEN, Probe, make_wav, pct, post_callback
+from bench.ingest import ACCOUNT, TOKEN, Probe, TwilioSide, make_wav, pct
 from vm2mail.app import Gateway
 from vm2mail.config import load_config
 from vm2mail.devstack import keys
 from vm2mail.devstack.dovecot import DevDovecot
-from vm2mail.devstack.fake_twilio import FakeTwilio
 
 
 def voicemail_email(encoded: bytes, n: int) -> bytes:
@@ -101,14 +100,12 @@ async def smtp_clients(
 
 # -- the gateway -------------------------------------------------------------------------------------------
 async def run(
-    config_path: Path, wav: bytes, n: int, seconds: int, sessions: int, single: int
+    config_path: Path, wav_path: Path, n: int, seconds: int, sessions: int, single: int
 ) -> dict[str, Any]:
-    import aiohttp
-
+    wav = wav_path.read_bytes()
     config = load_config(config_path)
-    fake = FakeTwilio(ACCOUNT, TOKEN)
-    await fake.start("127.0.0.1", int(config.twilio.api_base_url.rsplit(":", 1)[1]))
     gateway = await Gateway.start(config, port=0)
+    twilio = TwilioSide(int(config.twilio.api_base_url.rsplit(":", 1)[1]), gateway.port)
     twilio_probe = Probe()
     smtp_landed: dict[str, float] = {}
 
@@ -130,13 +127,10 @@ async def run(
             out["single"] = [lat for _, _, lat, _ in results]
             smtp_landed.clear()
         # The Twilio path: n signed recording callbacks, then wait for every APPENDUID.
-        async with aiohttp.ClientSession() as session:
-            t0 = time.perf_counter()
-            sids = [
-                await post_callback(session, gateway, fake, wav, twilio_probe, i, seconds) for i in range(n)
-            ]
-            await twilio_probe.wait(sids)
-            out["twilio"] = n / (time.perf_counter() - t0)
+        t0 = time.monotonic()
+        sids = await twilio.post(twilio_probe, wav_path, 0, n, seconds)
+        await twilio_probe.wait(sids)
+        out["twilio"] = n / (time.monotonic() - t0)
         # The SMTP path: the same number of e-mails over parallel sessions from another process.
         start, results = await smtp_clients(gateway.smtp_port, wav, 0, n, sessions)
         while len(smtp_landed) < n:
@@ -149,7 +143,7 @@ async def run(
         workers.cancel()
         await asyncio.gather(workers, return_exceptions=True)
         await gateway.close()
-        await fake.stop()
+        twilio.stop()
     return out
 
 
@@ -172,7 +166,7 @@ def main() -> None:
         user_home, gw_home = root / "u", root / "g"
         fpr = keys.make_key(user_home, "Anna", "anna@bench")
         keys.import_keys(gw_home, keys.export_public(user_home, fpr))
-        wav = make_wav(root / "m.wav", args.seconds).read_bytes()
+        wav_path = make_wav(root / "m.wav", args.seconds)
         twilio_port = 19000 + os.getpid() % 1000
         config = {
             "server": {
@@ -223,7 +217,7 @@ def main() -> None:
             f"bench/smtp.py: {args.messages} voicemails of {args.seconds} s per path, {args.sessions} SMTP "
             f"sessions, {args.workers} workers, {os.cpu_count()} cores"
         )
-        res = asyncio.run(run(config_path, wav, args.messages, args.seconds, args.sessions, args.single))
+        res = asyncio.run(run(config_path, wav_path, args.messages, args.seconds, args.sessions, args.single))
         if res.get("single"):
             one = res["single"]
             print(f"end of DATA → 250, one session, {len(one)} messages: p50 {pct(one, 50) * 1000:.1f} ms  "

@@ -16,6 +16,7 @@ from typing import Any
 import mutagen.mp3
 
 from vm2mail.errors import AudioError
+from vm2mail.ingest.priority import lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,6 @@ class Encoded:
     duration: float  # seconds, from the MP3's Xing/Info frame (may exceed the input by ~0.1 s)
     peak_dbfs: float | None  # highest sample level, dB relative to full scale; None if not measured
     silent: bool  # True when the peak stays below the silence threshold (nobody spoke)
-
-
-WORKER_NICENESS = 10
-
-
-def _lower_priority() -> None:  # runs in the forked child before exec; os.nice is async-signal-safe
-    os.nice(WORKER_NICENESS)
 
 
 def ffmpeg_args(src: Path, dst: Path) -> list[str]:
@@ -154,7 +148,7 @@ async def transcode_to_mp3(src: Path, dst: Path, *, silence_dbfs: float = -50.0)
             stderr=asyncio.subprocess.PIPE,
             # Encoding is batch work: at a lower CPU priority it never delays a webhook reply or an
             # SMTP 250 (the front doors share the cores with the workers).
-            preexec_fn=_lower_priority,
+            preexec_fn=lower_priority,
         )
     except OSError as exc:
         raise AudioError(f"cannot start ffmpeg: {exc}", temporary=True) from exc

@@ -23,6 +23,7 @@ from vm2mail.ingest.fetch import fetch_recording
 from vm2mail.ingest.jobs import Job
 from vm2mail.ingest.message import Voicemail, compose
 from vm2mail.ingest.pgp import Encryptor
+from vm2mail.ingest.priority import run_batch
 from vm2mail.ingest.spool import Spool
 from vm2mail.ingest.tags import VoicemailTags, write_tags
 from vm2mail.mailstore.store import ImapStore
@@ -219,7 +220,7 @@ class Pipeline:
             mailbox=mailbox.id,
             call_id=job.call.call_sid,
         )
-        await asyncio.to_thread(write_tags, encoded.path, tags)
+        await run_batch(write_tags, encoded.path, tags)
         return encoded
 
     async def _deliver(
@@ -249,7 +250,7 @@ class Pipeline:
             reply_to=reply_address(config, target, job.call.caller),  # None without smtp_ingress
         )
         with metrics.STAGE_SECONDS.labels(stage="compose").time():
-            message = await asyncio.to_thread(
+            message = await run_batch(
                 compose,
                 voicemail,
                 templates_dir=config.templates_dir,
