@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -134,31 +136,74 @@ def _headers(vm: Voicemail, subject: str) -> list[tuple[str, object]]:
     return headers
 
 
+def _boundary() -> str:
+    """A MIME boundary (RFC 2046 §5.1.1) that cannot occur in our parts' bodies, so none is searched.
+
+    Without one, the email package scans the whole serialized body for a free boundary, once per
+    multipart: for a voicemail that was a tenth of the compose time. "=_" never occurs in
+    quoted-printable text (it is not a valid escape) nor in base64 or ASCII armor ("_" is not in
+    their alphabets).
+    """
+    return f"=_vm2mail_{secrets.token_hex(12)}"
+
+
 def _set(msg: EmailMessage, headers: list[tuple[str, object]]) -> None:
     for name, value in headers:
         msg[name] = value
 
 
-def _mixed(vm: Voicemail, text: str, html: str, headers: list[tuple[str, object]]) -> EmailMessage:
+class _Bulk:
+    """Large bodies spliced into the serialized message in place of short stand-ins.
+
+    The email package writes bodies line by line in Python, which for a voicemail's base64 MP3 and
+    its ASCII armor was half the compose time; the stand-in's lines are replaced by the same lines
+    made in one C call (same 76-column base64, same CRLF), so the bytes are identical.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[bytes, bytes]] = []
+
+    def stand_in(self, body: bytes) -> bytes:
+        token = f"vm2mail-bulk-{secrets.token_hex(16)}".encode()
+        self.parts.append((token, body))
+        return token
+
+    def splice(self, serialized: bytes) -> bytes:
+        for token, body in self.parts:
+            serialized = serialized.replace(token, body, 1)
+        return serialized
+
+
+def _crlf_base64(data: bytes) -> bytes:
+    """RFC 2045 §6.8 base64 in 76-character lines with CRLF line ends, as the email package writes it."""
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+def _mixed(
+    vm: Voicemail, text: str, html: str, headers: list[tuple[str, object]], bulk: _Bulk
+) -> EmailMessage:
     """``multipart/mixed`` of ``multipart/alternative`` (text, HTML) and the MP3, headers first."""
     alternative = EmailMessage(policy=SMTP)
     # Quoted-printable keeps the parts 7-bit: safe for any IMAP server and canonical for PGP/MIME.
     alternative.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     alternative.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    alternative.set_boundary(_boundary())
 
     root = EmailMessage(policy=SMTP)
     _set(root, headers)
     root.make_mixed()
+    root.set_boundary(_boundary())
     root.attach(alternative)
     if vm.mp3 is not None:
         audio = EmailMessage(policy=SMTP)
         audio.set_content(
-            vm.mp3.read_bytes(),
+            b"",
             maintype="audio",
             subtype="mpeg",  # RFC 3003
             disposition="attachment",
             filename=attachment_name(vm),
         )
+        audio.set_payload(bulk.stand_in(_crlf_base64(vm.mp3.read_bytes())).decode("ascii"))
         root.attach(audio)
     # set_content() adds MIME-Version to each part; it belongs on the message only (RFC 2045 §4).
     for part in root.walk():
@@ -167,12 +212,14 @@ def _mixed(vm: Voicemail, text: str, html: str, headers: list[tuple[str, object]
     return root
 
 
-def _pgp_mime(headers: list[tuple[str, object]], armored: bytes) -> EmailMessage:
+def _pgp_mime(headers: list[tuple[str, object]], armored: bytes, bulk: _Bulk) -> EmailMessage:
     """RFC 3156 §4: ``multipart/encrypted`` with the version part and the armored payload, both 7bit."""
     outer = EmailMessage(policy=SMTP)
     _set(outer, headers)
     outer["MIME-Version"] = "1.0"
-    outer["Content-Type"] = 'multipart/encrypted; protocol="application/pgp-encrypted"'
+    outer["Content-Type"] = (
+        f'multipart/encrypted; protocol="application/pgp-encrypted"; boundary="{_boundary()}"'
+    )
     outer.preamble = _PREAMBLE
 
     version = EmailMessage(policy=SMTP)
@@ -186,7 +233,8 @@ def _pgp_mime(headers: list[tuple[str, object]], armored: bytes) -> EmailMessage
     payload["Content-Description"] = "OpenPGP encrypted message"
     payload["Content-Disposition"] = 'inline; filename="encrypted.asc"'
     payload["Content-Transfer-Encoding"] = "7bit"
-    payload.set_payload(armored.decode("ascii"))
+    armored_crlf = armored.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    payload.set_payload(bulk.stand_in(armored_crlf).decode("ascii"))
 
     outer.attach(version)
     outer.attach(payload)
@@ -213,7 +261,8 @@ def compose(
     headers = _headers(vm, subject)
     keys = vm.recipient.gpg_recipients
     if not keys:
-        return _mixed(vm, text, html, [*headers, ("MIME-Version", "1.0")]).as_bytes()
+        bulk = _Bulk()
+        return bulk.splice(_mixed(vm, text, html, [*headers, ("MIME-Version", "1.0")], bulk).as_bytes())
     if encryptor is None:
         raise CryptoError(
             f"mailbox {vm.recipient.id} has gpg_recipients but no encryptor is configured", temporary=False
@@ -225,12 +274,14 @@ def compose(
     # message showed in HP-Outer fields (RFC 9788 §2.2), and is marked both the RFC 9788 way
     # (hp="cipher") and the older way clients still read (protected-headers="v1").
     hp_outer: list[tuple[str, object]] = [("HP-Outer", f"{n}: {_plain(v)}") for n, v in outer_headers]
-    inner = _mixed(vm, text, html, headers + hp_outer)
+    bulk = _Bulk()
+    inner = _mixed(vm, text, html, headers + hp_outer, bulk)
     inner.set_param("protected-headers", "v1")
     inner.set_param("hp", "cipher")
     # RFC 3156 §3: the encrypted entity is the canonical (CRLF) MIME form: policy SMTP writes CRLF.
-    armored = encryptor.encrypt(inner.as_bytes(), [*keys, *extra_recipients])
-    return _pgp_mime(outer_headers, armored).as_bytes()
+    armored = encryptor.encrypt(bulk.splice(inner.as_bytes()), [*keys, *extra_recipients])
+    outer_bulk = _Bulk()
+    return outer_bulk.splice(_pgp_mime(outer_headers, armored, outer_bulk).as_bytes())
 
 
 def _plain(value: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,8 @@ import gnupg
 from vm2mail.errors import CryptoError
 
 # v4 fingerprints are 40 hex digits (RFC 4880 §12.2), v5/v6 ones 64 (RFC 9580 §5.5.4).
+# A key found usable is not listed again for this long (a revocation within it fails at encryption).
+USABLE_CACHE_SECONDS = 30.0
 _FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 
 
@@ -34,6 +37,10 @@ class Encryptor:
         except (OSError, ValueError, RuntimeError) as exc:
             raise CryptoError(f"cannot run gpg with home {home}: {exc}", temporary=True) from exc
         self._gpg.encoding = "utf-8"
+        # Fingerprint → monotonic time until which it counts as usable without asking gpg again. Each
+        # listing is a gpg process; a busy pipeline would otherwise run two more per voicemail. Only
+        # good results are kept, so a key imported to fix a problem is seen at once.
+        self._usable_until: dict[str, float] = {}
 
     def _list(self, fingerprints: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Key records by primary fingerprint; missing keys are simply absent (gpg lists the others)."""
@@ -41,6 +48,18 @@ class Encryptor:
             return {}
         keys: list[dict[str, Any]] = list(self._gpg.list_keys(keys=list(fingerprints)))
         return {key["fingerprint"]: key for key in keys}
+
+    def _problems(self, fingerprints: Sequence[str]) -> dict[str, str | None]:
+        """``_problem`` for each fingerprint, asking gpg only about those not recently found usable."""
+        now = time.monotonic()
+        unknown = [fpr for fpr in fingerprints if self._usable_until.get(fpr, 0.0) <= now]
+        keys = self._list(unknown)
+        problems: dict[str, str | None] = dict.fromkeys(fingerprints)
+        for fpr in unknown:
+            problems[fpr] = self._problem(keys.get(fpr))
+            if problems[fpr] is None:
+                self._usable_until[fpr] = now + USABLE_CACHE_SECONDS
+        return problems
 
     @staticmethod
     def _problem(key: dict[str, Any] | None) -> str | None:
@@ -73,7 +92,7 @@ class Encryptor:
         """None if ``fingerprint`` names a key here that can encrypt, else what is wrong with it."""
         if not _FINGERPRINT.match(fingerprint):
             return "not a full fingerprint (40 or 64 upper-case hex digits)"
-        return self._problem(self._list([fingerprint]).get(fingerprint))
+        return self._problems([fingerprint])[fingerprint]
 
     def expires(self, fingerprint: str) -> datetime | None:
         """When the key stops encrypting: the primary key's or its last encryption subkey's expiry.
@@ -106,8 +125,7 @@ class Encryptor:
             raise CryptoError(f"recipients must be full fingerprints: {', '.join(bad)}", temporary=False)
         # Check first: gpg rejects an unusable key only after python-gnupg started writing the data,
         # which for large audio shows up as a BrokenPipeError instead of a reason.
-        keys = self._list(recipients)
-        problems = [f"{fpr}: {p}" for fpr in recipients if (p := self._problem(keys.get(fpr)))]
+        problems = [f"{fpr}: {p}" for fpr, p in self._problems(recipients).items() if p]
         if problems:
             raise CryptoError("cannot encrypt to " + "; ".join(problems), temporary=False)
         try:
