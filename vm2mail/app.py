@@ -158,6 +158,7 @@ class Gateway:
                 store=store,
                 http=http,
                 delete_recording=rest.delete_recording,
+                call_taken=rest.call_taken,
             ),
         )
         gateway.notifier = Notifier(gateway.current, store, rest)

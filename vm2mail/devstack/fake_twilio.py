@@ -190,6 +190,7 @@ class FakeTwilio:
         app.router.add_get(f"{base}/Recordings/{{name}}", self._get)
         app.router.add_delete(f"{base}/Recordings/{{name}}", self._delete)
         app.router.add_post(f"{base}/Messages.json", self._message)
+        app.router.add_get(f"{base}/Calls.json", self._calls)
         app.router.add_get(f"{base}/Calls/{{name}}", self._call)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -228,7 +229,16 @@ class FakeTwilio:
         self.recordings[recording.sid] = recording
         return recording
 
-    def add_call(self, call_sid: str, *, to: str, caller: str, caller_name: str | None = None) -> None:
+    def add_call(
+        self,
+        call_sid: str,
+        *,
+        to: str,
+        caller: str,
+        caller_name: str | None = None,
+        parent: str | None = None,
+        status: str = "completed",
+    ) -> None:
         """Remember a call so ``GET …/Calls/{call_sid}.json`` answers (Call resource, API 2010-04-01)."""
         now = rfc2822(datetime.now(UTC))
         self.calls[call_sid] = {
@@ -240,8 +250,9 @@ class FakeTwilio:
             "from": caller,
             "from_formatted": caller,
             "caller_name": caller_name,
-            "direction": "inbound",
-            "status": "completed",
+            "direction": "outbound-dial" if parent else "inbound",
+            "parent_call_sid": parent,
+            "status": status,
             "date_created": now,
             "date_updated": now,
             "start_time": now,
@@ -347,6 +358,27 @@ class FakeTwilio:
                 "page_size": page_size,
                 "start": start,
                 "uri": page_uri(page),
+            }
+        )
+
+    async def _calls(self, request: web.Request) -> web.Response:
+        """Call list (one page), filtered by ParentCallSid as Twilio does for ``<Dial>`` legs."""
+        if not self._authorized(request):
+            return self._deny()
+        parent = request.query.get("ParentCallSid")
+        calls = [c for c in self.calls.values() if parent is None or c["parent_call_sid"] == parent]
+        uri = f"{API}/Accounts/{self.account_sid}/Calls.json"
+        return web.json_response(
+            {
+                "calls": calls,
+                "page": 0,
+                "page_size": 50,
+                "start": 0,
+                "end": max(len(calls) - 1, 0),
+                "uri": uri,
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "previous_page_uri": None,
             }
         )
 

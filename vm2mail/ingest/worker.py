@@ -28,6 +28,7 @@ from vm2mail.ingest.spool import Spool
 from vm2mail.ingest.tags import VoicemailTags, write_tags
 from vm2mail.mailstore.store import ImapStore
 from vm2mail.smtp.replies import reply_address
+from vm2mail.telephony import callstatus
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class Pipeline:
     delete_recording: RecordingDeleter
     on_delivered: DeliveredHook | None = None
     alert_admin: AdminAlert | None = None
+    # TwilioRest.call_taken: why an ended call needs no missed-call mail (telephony/callstatus.py).
+    call_taken: Callable[[str], Awaitable[str | None]] | None = None
     _encryptors: dict[Path, Encryptor] = field(default_factory=dict)
     _alerted: set[tuple[str, str]] = field(default_factory=set)  # (mailbox, key problem) alerted once
 
@@ -153,6 +156,10 @@ class Pipeline:
         mailbox = config.mailboxes.get(job.mailbox)
         if mailbox is None:
             raise Vm2mailError(f"mailbox {job.mailbox} is not in the configuration", temporary=False)
+        if job.source == callstatus.SOURCE and (reason := await self._call_taken(config, job, mailbox)):
+            log.info("job=%s call=%s no missed-call mail: %s", job.id, job.call.call_sid, reason)
+            job.history.append(f"no missed-call e-mail: {reason}")
+            return
         workdir = self._workdir(job)
         workdir.mkdir(parents=True, exist_ok=True)
         try:
@@ -185,6 +192,13 @@ class Pipeline:
                     job.history.append(f"recording not deleted at Twilio: {exc}")
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def _call_taken(self, config: Config, job: Job, mailbox: Mailbox) -> str | None:
+        """Whether a call that ended without a recording callback was taken care of after all."""
+        for target in config.delivery_targets(mailbox):
+            if await self.store.has_header(target, target.folder, "X-Vm2mail-Call-Id", job.call.call_sid):
+                return f"a message for this call is in {target.id}/{target.folder}"
+        return await self.call_taken(job.call.call_sid) if self.call_taken is not None else None
 
     async def _everywhere(self, config: Config, job: Job, mailbox: Mailbox) -> bool:
         """Whether every target folder already holds ``job.message_id`` (one UID SEARCH per target)."""

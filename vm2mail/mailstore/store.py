@@ -240,6 +240,20 @@ class ImapStore:
 
         return await self.run(mailbox, op)
 
+    async def has_header(self, mailbox: Mailbox, folder: str, name: str, value: str) -> bool:
+        """Whether a message in ``folder`` has header ``name`` containing ``value`` (RFC 3501 §6.4.4)."""
+        if not (name.isascii() and value.isascii() and value.strip()):
+            raise ValueError(f"unusable header search {name}: {value!r}")
+
+        async def op(conn: ImapConnection, pool: Pool) -> bool:
+            await self.select(conn, pool, folder)
+            response = await conn.command(
+                conn.client.uid_search("HEADER", name, quote(value), charset=None), "UID SEARCH"
+            )
+            return bool(search_uids(response))
+
+        return await self.run(mailbox, op)
+
     async def ping(self) -> None:
         """Health check: connect (with TLS as configured) and NOOP without logging in."""
         conn = ImapConnection(self.cfg, "(health check)")

@@ -70,3 +70,28 @@ class TwilioRest:
             raise TelephonyError(f"SMS to {to} failed: {exc}", temporary=True) from exc
         log.info("SMS %s sent to %s", sid, to)
         return sid
+
+    async def call_taken(self, call_sid: str) -> str | None:
+        """Why an ended call needs no missed-call e-mail (a recording exists, a forward was answered).
+
+        Recordings of the call (https://www.twilio.com/docs/voice/api/recording#read-multiple-recording-
+        resources, CallSid filter) and its child calls (ParentCallSid: the ``<Dial>`` legs).
+        """
+
+        def call() -> str | None:
+            account = self._client.api.v2010.account
+            for recording in account.recordings.list(call_sid=call_sid, limit=1):
+                return f"recording {recording.sid} exists"
+            for child in account.calls.list(parent_call_sid=call_sid, limit=20):
+                if child.status == "completed":
+                    return f"the forward was answered (call {child.sid})"
+            return None
+
+        try:
+            return await asyncio.to_thread(call)
+        except TwilioRestException as exc:
+            raise TelephonyError(
+                f"looking up call {call_sid}: HTTP {exc.status} {exc.msg}", temporary=True
+            ) from exc
+        except OSError as exc:
+            raise TelephonyError(f"looking up call {call_sid}: {exc}", temporary=True) from exc

@@ -21,7 +21,7 @@ from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job
 from vm2mail.ingest.spool import Spool
 from vm2mail.menu.state import MenuState
 from vm2mail.menu.state import encode as encode_state
-from vm2mail.telephony import prompts, twiml
+from vm2mail.telephony import callstatus, prompts, twiml
 from vm2mail.telephony.signature import SIGNATURE_HEADER, verify, webhook_url
 
 log = logging.getLogger(__name__)
@@ -346,6 +346,18 @@ class _Webhooks:
             log.info("call %s: job %s already spooled (repeated callback)", call_sid, job.id)
         return web.Response(status=204)
 
+    async def call_status(self, request: web.Request) -> web.Response:
+        """The number's call-status callback: a call that ended may be a missed call (callstatus.py)."""
+        config = self.deps.config()
+        form = await _form(request)
+        _sid(form, "CallSid", CALL_SID)
+        job = callstatus.call_status_job(
+            config=config, form=form, caller=caller_number(form.get("From")), now=datetime.now(UTC)
+        )
+        if job is not None and await self.deps.spool.submit(job):
+            log.info("call %s: ended without a recording so far; checking again later", job.call.call_sid)
+        return web.Response(status=204)
+
 
 def guard(deps: TelephonyDeps) -> Middleware:
     """The one place that authenticates Twilio POSTs under /twilio/ and maps errors to HTTP replies.
@@ -407,3 +419,4 @@ def add_routes(app: web.Application, deps: TelephonyDeps) -> None:
     app.router.add_post(twiml.DIAL_DONE_PATH, hooks.dial_done)
     app.router.add_post(twiml.RECORD_DONE_PATH, hooks.record_done)
     app.router.add_post(twiml.RECORDING_PATH, hooks.recording)
+    app.router.add_post(callstatus.CALL_STATUS_PATH, hooks.call_status)
