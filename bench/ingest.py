@@ -48,6 +48,35 @@ def rss_mb(field: str = "VmRSS") -> float:
     return 0.0
 
 
+def bench_config(
+    root: Path,
+    dovecot: DevDovecot,
+    gw_home: Path,
+    workers: int,
+    port_base: int,
+    mailboxes: dict[str, dict[str, Any]],
+    fpr: str,
+) -> dict[str, Any]:
+    """The YAML both benches run the gateway with: loopback Dovecot, the stand-in, mailboxes encrypted."""
+    return {
+        "server": {
+            "listen": "127.0.0.1:0",
+            "public_url": PUBLIC_URL,
+            "spool_dir": str(root / "spool"),
+            "secret_key": "bench-secret-key-0123456789",
+            "workers": workers,
+        },
+        "twilio": {
+            "account_sid": ACCOUNT,
+            "auth_token": TOKEN,
+            "api_base_url": f"http://127.0.0.1:{port_base + os.getpid() % 1000}",
+        },
+        "imap": {"host": dovecot.host, "port": dovecot.port, "security": "none"},
+        "gpg": {"home": str(gw_home)},
+        "mailboxes": {box: {**spec, "gpg_recipients": [fpr]} for box, spec in mailboxes.items()},
+    }
+
+
 def make_wav(path: Path, seconds: int) -> Path:
     subprocess.run(
         [
@@ -294,32 +323,10 @@ def main() -> None:
         keys.import_keys(gw_home, keys.export_public(user_home, fpr))
         wav_path = make_wav(root / "m.wav", args.seconds)
         long_wav = make_wav(root / "long.wav", args.long_minutes * 60) if args.long_minutes else None
-        twilio_port = 18000 + os.getpid() % 1000
-        config = {
-            "server": {
-                "listen": "127.0.0.1:0",
-                "public_url": PUBLIC_URL,
-                "spool_dir": str(root / "spool"),
-                "secret_key": "bench-secret-key-0123456789",
-                "workers": args.workers,
-            },
-            "twilio": {
-                "account_sid": ACCOUNT,
-                "auth_token": TOKEN,
-                "api_base_url": f"http://127.0.0.1:{twilio_port}",
-            },
-            "imap": {"host": dovecot.host, "port": dovecot.port, "security": "none"},
-            "gpg": {"home": str(gw_home)},
-            "mailboxes": {
-                "201": {
-                    "name": "Anna",
-                    "imap_user": "anna@bench",
-                    "imap_password": "pw",
-                    "numbers": ["+15550002001"],
-                    "gpg_recipients": [fpr],
-                }
-            },
-        }
+        anna = {"name": "Anna", "imap_user": "anna@bench", "imap_password": "pw"}
+        config = bench_config(
+            root, dovecot, gw_home, args.workers, 18000, {"201": {**anna, "numbers": ["+15550002001"]}}, fpr
+        )
         config_path = root / "bench.yaml"
         config_path.write_text(yaml.safe_dump(config))
         print(

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import yaml
 
-from bench.ingest import ACCOUNT, TOKEN, Probe, TwilioSide, make_wav, pct
+from bench.ingest import Probe, TwilioSide, bench_config, make_wav, pct
 from vm2mail.app import Gateway
 from vm2mail.config import load_config
 from vm2mail.devstack import keys
@@ -167,49 +167,31 @@ def main() -> None:
         fpr = keys.make_key(user_home, "Anna", "anna@bench")
         keys.import_keys(gw_home, keys.export_public(user_home, fpr))
         wav_path = make_wav(root / "m.wav", args.seconds)
-        twilio_port = 19000 + os.getpid() % 1000
-        config = {
-            "server": {
-                "listen": "127.0.0.1:0",
-                "public_url": "https://vm.bench",
-                "spool_dir": str(root / "spool"),
-                "secret_key": "bench-secret-key-0123456789",
-                "mail_domain": "vm.bench",
-                "workers": args.workers,
+        mailboxes = {
+            "201": {
+                "name": "Anna",
+                "email": "anna@bench.example",
+                "imap_user": "anna@bench",
+                "imap_password": "pw",
+                "numbers": ["+15550002001"],
             },
-            "twilio": {
-                "account_sid": ACCOUNT,
-                "auth_token": TOKEN,
-                "api_base_url": f"http://127.0.0.1:{twilio_port}",
-                "sms_from": "+15550001000",
+            # The SMTP path delivers into its own account, so neither path's Message-ID search
+            # before APPEND runs over the other's messages.
+            "202": {
+                "name": "Bob",
+                "email": "bob@bench.example",
+                "imap_user": "bob@bench",
+                "imap_password": "pw",
+                "numbers": ["+15550002002"],
             },
-            "imap": {"host": dovecot.host, "port": dovecot.port, "security": "none"},
-            "gpg": {"home": str(gw_home)},
-            "smtp_ingress": {
-                "listen": "127.0.0.1:0",
-                "domains": ["vm.bench"],
-                "allowed_networks": ["127.0.0.0/8"],
-            },
-            "mailboxes": {
-                "201": {
-                    "name": "Anna",
-                    "email": "anna@bench.example",
-                    "imap_user": "anna@bench",
-                    "imap_password": "pw",
-                    "numbers": ["+15550002001"],
-                    "gpg_recipients": [fpr],
-                },
-                # The SMTP path delivers into its own account, so neither path's Message-ID search
-                # before APPEND runs over the other's messages.
-                "202": {
-                    "name": "Bob",
-                    "email": "bob@bench.example",
-                    "imap_user": "bob@bench",
-                    "imap_password": "pw",
-                    "numbers": ["+15550002002"],
-                    "gpg_recipients": [fpr],
-                },
-            },
+        }
+        config = bench_config(root, dovecot, gw_home, args.workers, 19000, mailboxes, fpr)
+        config["server"]["mail_domain"] = "vm.bench"
+        config["twilio"]["sms_from"] = "+15550001000"
+        config["smtp_ingress"] = {
+            "listen": "127.0.0.1:0",
+            "domains": ["vm.bench"],
+            "allowed_networks": ["127.0.0.0/8"],
         }
         config_path = root / "bench.yaml"
         config_path.write_text(yaml.safe_dump(config))

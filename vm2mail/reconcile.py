@@ -21,7 +21,7 @@ from twilio.rest import Client
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import TelephonyError, Vm2mailError
 from vm2mail.ingest.batch import Batch, job_state
-from vm2mail.ingest.jobs import VOICEMAIL, CallInfo, Job
+from vm2mail.ingest.jobs import VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
 from vm2mail.telephony.webhooks import caller_number
 
 log = logging.getLogger(__name__)
@@ -118,11 +118,11 @@ class TwilioAccount:
 def recording_job(config: Config, mailbox: Mailbox, found: Found) -> Job:
     """The job the recording callback would have spooled (same id and Message-ID, so dedupe works)."""
     return Job(
-        id=f"twilio-{found.sid}",
+        id=twilio_job_id(found.sid),
         kind=VOICEMAIL,
         source="twilio",
         mailbox=mailbox.id,
-        message_id=f"<{found.sid}@{config.server.mail_domain}>",
+        message_id=sid_message_id(found.sid, config.server.mail_domain),
         call=CallInfo(
             call_sid=found.call_sid,
             called=found.called or "",

@@ -15,6 +15,7 @@ from vm2mail import logsetup
 from vm2mail.cli.common import OK, PROBLEMS, Subparsers, command, load, table
 from vm2mail.config import Config, yamlsource
 from vm2mail.errors import Vm2mailError
+from vm2mail.ingest.jobs import twilio_job_id
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SAMPLE_CANDIDATES = (
@@ -121,8 +122,8 @@ async def _simulate(config: Config, args: argparse.Namespace) -> int:
             return OK
         sid = trace.recording.sid
         print(f"recording {sid} handed to the gateway; waiting for delivery ...")
-        done = config.server.spool_dir / "done" / f"twilio-{sid}.json"
-        failed = config.server.spool_dir / "failed" / f"twilio-{sid}.json"
+        done = config.server.spool_dir / "done" / f"{twilio_job_id(sid)}.json"
+        failed = config.server.spool_dir / "failed" / f"{twilio_job_id(sid)}.json"
         deadline = time.monotonic() + args.wait
         while time.monotonic() < deadline:
             for path, ok in ((done, True), (failed, False)):

@@ -15,6 +15,16 @@ MISSED_CALL = "missed-call"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
+def twilio_job_id(recording_sid: str) -> str:
+    """The spool id of a Twilio recording's job: the same for the callback, reconcile and lookups."""
+    return f"twilio-{recording_sid}"
+
+
+def sid_message_id(sid: str, mail_domain: str) -> str:
+    """``<RecordingSid@domain>`` (or CallSid): the Message-ID that makes IMAP delivery idempotent."""
+    return f"<{sid}@{mail_domain}>"
+
+
 @dataclass(kw_only=True)
 class CallInfo:
     call_sid: str

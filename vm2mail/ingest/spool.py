@@ -31,7 +31,7 @@ STATES = ("new", "cur", "done", "failed")
 RESCAN_SECONDS = 10.0
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -79,7 +79,7 @@ class Spool:
             for claimed in self.dir("cur").glob("*.json"):
                 os.replace(claimed, self.dir("new") / claimed.name)
                 log.info("requeued job %s claimed by an earlier run", claimed.stem)
-            _fsync_dir(self.dir("new"))
+            fsync_dir(self.dir("new"))
         except OSError as exc:
             raise SpoolError(f"spool {self.root} is not usable: {exc}") from exc
         for path in self.dir("new").glob("*.json"):
@@ -114,7 +114,7 @@ class Spool:
                 tmp_blob = self.dir("tmp") / job.audio_blob
                 _write_durably(tmp_blob, blob)
                 os.replace(tmp_blob, self.dir("blobs") / job.audio_blob)
-                _fsync_dir(self.dir("blobs"))
+                fsync_dir(self.dir("blobs"))
             tmp = self.dir("tmp") / f"{job.id}.{os.getpid()}.json"
             _write_durably(tmp, job.to_json())
             try:
@@ -123,7 +123,7 @@ class Spool:
                 return False
             finally:
                 tmp.unlink()
-            _fsync_dir(self.dir("new"))
+            fsync_dir(self.dir("new"))
         except OSError as exc:
             raise SpoolError(f"cannot write job {job.id}: {exc}") from exc
         self._enqueue(job.id, job.not_before)
@@ -186,7 +186,7 @@ class Spool:
         tmp = self.dir("tmp") / f"{job.id}.{os.getpid()}.json"
         _write_durably(tmp, job.to_json())
         os.replace(tmp, self.path(state, job.id))
-        _fsync_dir(self.dir(state))
+        fsync_dir(self.dir(state))
 
     def checkpoint_sync(self, job: Job) -> None:
         """Persist progress of a claimed job (e.g. one group member delivered)."""

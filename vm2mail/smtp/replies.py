@@ -21,6 +21,7 @@ from pathlib import Path
 
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import TelephonyError
+from vm2mail.ingest.spool import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ class ReplySender:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         return True
 
     def _settle(self, key: str, sid: str) -> None:
@@ -234,12 +235,4 @@ class ReplySender:
     def _release(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
-        _fsync_dir(self.root)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(self.root)

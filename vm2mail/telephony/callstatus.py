@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from vm2mail.config.model import Config
-from vm2mail.ingest.jobs import MISSED_CALL, CallInfo, Job
+from vm2mail.ingest.jobs import MISSED_CALL, CallInfo, Job, sid_message_id
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def call_status_job(
         kind=MISSED_CALL,
         source=SOURCE,
         mailbox=mailbox.id,
-        message_id=f"<{call_sid}@{config.server.mail_domain}>",
+        message_id=sid_message_id(call_sid, config.server.mail_domain),
         call=CallInfo(
             call_sid=call_sid,
             called=form.get("To", ""),

@@ -17,7 +17,7 @@ from multidict import MultiDict
 from vm2mail import logsetup, metrics
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import SignatureError, SpoolError, TelephonyError
-from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job
+from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
 from vm2mail.ingest.spool import Spool
 from vm2mail.menu.state import MenuState
 from vm2mail.menu.state import encode as encode_state
@@ -176,11 +176,11 @@ def recording_job(
         log.warning("call %s: ignoring RecordingStatus %r for %s", call_sid, status, recording_sid)
         return None
     return Job(
-        id=f"twilio-{recording_sid}",
+        id=twilio_job_id(recording_sid),
         kind=kind,
         source="twilio",
         mailbox=mailbox.id,
-        message_id=f"<{recording_sid}@{config.server.mail_domain}>",
+        message_id=sid_message_id(recording_sid, config.server.mail_domain),
         call=CallInfo(
             call_sid=call_sid,
             called=_required(query, "to"),
