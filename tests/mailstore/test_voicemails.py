@@ -155,8 +155,15 @@ def test_changes_by_another_client_show_in_the_next_listing(
         assert flags[first] == flags[third] == {FLAGGED, NOTIFIED}
         assert all(e.new and e.saved for e in (await voicemails.listing(box)).entries)
 
+        # A voicemail dated earlier than all others (a PBX import) slots in first, not last.
+        earliest = client.append("Voicemail", vm("z", "Sat, 21 Nov 2026 07:00:00 +0000"), flags="\\Seen")
+        updated = await voicemails.listing(box)
+        assert [e.uid for e in updated.entries] == [earliest, first, third]
+        assert counts(updated).__dict__ == {"new": 2, "heard": 1, "saved": 0, "total": 3}
+
         # A fresh Voicemails (another gateway instance) reads the same state from scratch.
-        assert (await Voicemails(store).listing(box)).entries == (await voicemails.listing(box)).entries
+        fresh = await Voicemails(store).listing(box)
+        assert fresh.entries == updated.entries and counts(fresh) == counts(updated)
 
     run(store, scenario)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
@@ -85,14 +86,23 @@ class Listing:
     uidvalidity: int
     highestmodseq: int | None  # RFC 7162 CONDSTORE, None when the server lacks it
     entries: tuple[Entry, ...]
+    # Known counts (the reader keeps them up to date from what changed); computed when not given.
+    tally: Counts | None = field(default=None, compare=False, repr=False)
 
-    @property
+    # A listing never changes once made (a changed folder gives a new one): derived views are kept.
+    @functools.cached_property
     def new(self) -> tuple[Entry, ...]:
         return tuple(e for e in self.entries if e.new)
 
-    @property
+    @functools.cached_property
     def old(self) -> tuple[Entry, ...]:
         return tuple(e for e in self.entries if not e.new)
+
+    @functools.cached_property
+    def counts(self) -> Counts:
+        if self.tally is not None:
+            return self.tally
+        return Counts.of(self.entries)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +111,23 @@ class Counts:
     heard: int  # seen, not flagged
     saved: int  # flagged
     total: int
+
+    @staticmethod
+    def bucket(entry: Entry) -> str:
+        return "new" if entry.new else "saved" if entry.saved else "heard"
+
+    @classmethod
+    def of(cls, entries: Iterable[Entry]) -> Counts:
+        return cls(new=0, heard=0, saved=0, total=0).changed(added=entries)
+
+    def changed(self, *, added: Iterable[Entry] = (), removed: Iterable[Entry] = ()) -> Counts:
+        """These counts after ``removed`` left and ``added`` arrived (a flag change is both)."""
+        tally = {"new": self.new, "heard": self.heard, "saved": self.saved}
+        for entry in removed:
+            tally[self.bucket(entry)] -= 1
+        for entry in added:
+            tally[self.bucket(entry)] += 1
+        return Counts(**tally, total=sum(tally.values()))
 
 
 # -- parsing FETCH responses ---------------------------------------------------------------------------
@@ -275,15 +302,17 @@ def parse_fetch(lines: list[bytes]) -> list[Entry]:
     return sort_entries(entries_from(fetch_records(lines).values()))
 
 
+def entry_order(entry: Entry) -> tuple[datetime, int]:
+    """Listings are in (date, UID) order: oldest first, as the menu plays them."""
+    return (entry.date, entry.uid)
+
+
 def sort_entries(entries: Iterable[Entry]) -> list[Entry]:
-    return sorted(entries, key=lambda e: (e.date, e.uid))
+    return sorted(entries, key=entry_order)
 
 
 def counts(listing: Listing) -> Counts:
-    new = sum(1 for e in listing.entries if e.new)
-    saved = sum(1 for e in listing.entries if not e.new and e.saved)
-    total = len(listing.entries)
-    return Counts(new=new, heard=total - new - saved, saved=saved, total=total)
+    return listing.counts
 
 
 def uid_set(uids: Iterable[int]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 import re
@@ -29,6 +30,7 @@ from vm2mail.mailstore.entries import (  # the folder API in one import: see __a
     Listing,
     counts,
     entries_from,
+    entry_order,
     fetch_records,
     parse_fetch,
     sort_entries,
@@ -143,21 +145,25 @@ class Voicemails:
         key = self._key(mailbox, name)
 
         async def op(conn: ImapConnection, pool: Pool) -> Listing:
-            await self.store.select(conn, pool, name)
-            view = await self._refresh(conn, name, self._views.get(key))
+            view = await self._refresh(conn, pool, name, self._views.get(key))
             self._views[key] = view
             assert view.listing is not None
             return view.listing
 
-        return await self.store.run(mailbox, op)
+        return await self.store.run(mailbox, op, folder=name)
 
-    async def _status(self, conn: ImapConnection, folder: str) -> dict[str, int]:
+    async def _status(self, conn: ImapConnection, folder: str, *, missing_ok: bool = False) -> dict[str, int]:
+        """STATUS (RFC 3501 §6.3.10); with ``missing_ok`` an empty dict when the folder does not exist."""
         items = "MESSAGES UIDNEXT UIDVALIDITY" + (
             " HIGHESTMODSEQ" if conn.has_capability("CONDSTORE") else ""
         )
         response = await conn.command(
-            conn.client.status(wire_mailbox(folder, conn.delimiter), f"({items})"), f"STATUS {folder!r}"
+            conn.client.status(wire_mailbox(folder, conn.delimiter), f"({items})"),
+            f"STATUS {folder!r}",
+            ok=("OK", "NO") if missing_ok else ("OK",),
         )
+        if response.result != "OK":
+            return {}
         values: dict[str, int] = {}
         for line in response.lines[:-1]:
             for match in _STATUS.finditer(bytes(line)):
@@ -169,20 +175,43 @@ class Voicemails:
     async def _fetch(self, conn: ImapConnection, uids: str, items: str) -> dict[int, Fetched]:
         return fetch_records(await uid_fetch(conn, uids, items))
 
-    async def _refresh(self, conn: ImapConnection, folder: str, old: _View | None) -> _View:
-        status = await self._status(conn, folder)
+    async def _refresh(self, conn: ImapConnection, pool: Pool, folder: str, old: _View | None) -> _View:
+        # STATUS first, then SELECT only when something changed: re-selecting a folder of 10,000
+        # messages costs more than everything else in a menu step. Reading the state before the
+        # messages also means a change racing with us is seen (again) next time, never lost.
+        # Dovecot answers STATUS for the selected folder from the session's view: NOOP syncs it first.
+        selected = conn.selected == folder
+        if selected:
+            await conn.command(conn.client.noop(), "NOOP")
+        status = await self._status(conn, folder, missing_ok=True) if old is not None else {}
+        if status:
+            modseq = status.get("HIGHESTMODSEQ")
+            unchanged = (old.highestmodseq, old.uidnext, old.messages) if old is not None else None
+            if (
+                old is not None
+                and old.highestmodseq is not None
+                and old.uidvalidity == status["UIDVALIDITY"]
+                and unchanged == (modseq, status.get("UIDNEXT", 0), status["MESSAGES"])
+            ):
+                return old  # RFC 7162 §3.1.2.1: nothing in the folder changed since we read it
+        if not selected:
+            await self.store.select(conn, pool, folder)  # creates the folder if it is missing
+        if not status:
+            status = await self._status(conn, folder)
         modseq = status.get("HIGHESTMODSEQ")
         view = _View(status["UIDVALIDITY"], modseq, status.get("UIDNEXT", 0), status["MESSAGES"])
         usable = old is not None and old.uidvalidity == view.uidvalidity and old.highestmodseq is not None
-        unchanged = (old.highestmodseq, old.uidnext, old.messages) if old is not None else None
-        if usable and old is not None and unchanged == (modseq, view.uidnext, view.messages):
-            return old  # RFC 7162 §3.1.2.1: nothing in the folder changed since we read it
-        if old is None or not usable or modseq is None:
+        if old is None or not usable or modseq is None or old.listing is None:
             records = await self._fetch(conn, "1:*", FETCH_ITEMS) if view.messages else {}
             view.uids = set(records)
             view.entries = {e.uid: e for e in entries_from(records.values())}
+            ordered = sort_entries(view.entries.values())
+            tally = Counts.of(ordered)
         else:
+            # Only what changed is read and touched: on a folder of 10,000 messages even one Python
+            # pass over every entry costs milliseconds per menu step.
             view.uids, view.entries = set(old.uids), dict(old.entries)
+            ordered, tally = list(old.listing.entries), old.listing.counts
             last = max(old.uids, default=0)
             if last and old.highestmodseq is not None:
                 # RFC 7162 §3.1.4: flags of the messages we know that changed since we read them.
@@ -191,8 +220,10 @@ class Voicemails:
                 )
                 for uid, record in changed.items():
                     entry = view.entries.get(uid)
-                    if entry is not None and record.flags is not None:
-                        view.entries[uid] = dataclasses.replace(entry, flags=record.flags)
+                    if entry is not None and record.flags is not None and record.flags != entry.flags:
+                        now = view.entries[uid] = dataclasses.replace(entry, flags=record.flags)
+                        ordered[_position(ordered, entry)] = now  # flags do not change the order
+                        tally = tally.changed(removed=[entry], added=[now])
             if view.uidnext > last + 1:
                 # "n:*" always includes the highest UID (RFC 3501 §6.4.8): keep only really new ones.
                 fresh = {
@@ -201,17 +232,24 @@ class Voicemails:
                     if u > last
                 }
                 view.uids.update(fresh)
-                view.entries.update((e.uid, e) for e in entries_from(fresh.values()))
+                for entry in entries_from(fresh.values()):
+                    view.entries[entry.uid] = entry
+                    bisect.insort(ordered, entry, key=entry_order)
+                    tally = tally.changed(added=[entry])
             if len(view.uids) != view.messages:
                 # Expunged or moved away by someone: learn which UIDs remain (RFC 3501 §6.4.4).
                 response = await conn.command(conn.client.uid_search("ALL", charset=None), "UID SEARCH")
                 view.uids = set(search_uids(response))
-                view.entries = {u: e for u, e in view.entries.items() if u in view.uids}
+                for uid in set(view.entries) - view.uids:
+                    entry = view.entries.pop(uid)
+                    del ordered[_position(ordered, entry)]
+                    tally = tally.changed(removed=[entry])
         view.listing = Listing(
             folder=folder,
             uidvalidity=view.uidvalidity,
             highestmodseq=modseq,
-            entries=tuple(sort_entries(view.entries.values())),
+            entries=tuple(ordered),
+            tally=tally,
         )
         return view
 
@@ -225,7 +263,7 @@ class Voicemails:
             found = entries_from(r for r in records.values() if r.uid == uid)
             return found[0] if found else None
 
-        return await self.store.run(mailbox, op)
+        return await self.store.run(mailbox, op, folder=name)
 
     async def locate(self, mailbox: Mailbox, uid: int, folder: str | None = None) -> int | None:
         """The folder's UIDVALIDITY when message ``uid`` is there (voicemail or not), else None."""
@@ -237,7 +275,7 @@ class Voicemails:
             found = await self._fetch(conn, str(uid), "(UID)")
             return status["UIDVALIDITY"] if uid in found else None
 
-        return await self.store.run(mailbox, op)
+        return await self.store.run(mailbox, op, folder=name)
 
     async def fetch(self, mailbox: Mailbox, uid: int, folder: str | None = None) -> bytes | None:
         """The whole message (BODY.PEEK[], so not marked seen), or None when it is gone."""
@@ -248,7 +286,7 @@ class Voicemails:
             record = (await self._fetch(conn, str(uid), "(UID BODY.PEEK[])")).get(uid)
             return record.literal if record is not None else None
 
-        return await self.store.run(mailbox, op)
+        return await self.store.run(mailbox, op, folder=name)
 
     async def set_flags(
         self,
@@ -274,7 +312,7 @@ class Voicemails:
                         f"UID STORE {sign}FLAGS",
                     )
 
-        await self.store.run(mailbox, op)
+        await self.store.run(mailbox, op, folder=name)
 
     async def trash_folder(self, mailbox: Mailbox) -> str:
         """The account's ``\\Trash`` folder (RFC 6154 SPECIAL-USE), else "Trash" (created if missing)."""
@@ -306,7 +344,7 @@ class Voicemails:
             )
             return _copied_uid(response, uid)
 
-        return await self.store.run(mailbox, op)
+        return await self.store.run(mailbox, op, folder=source)
 
     async def append(
         self, mailbox: Mailbox, folder: str, message: bytes, *, flags: tuple[str, ...] = ()
@@ -346,7 +384,15 @@ class Voicemails:
             # RFC 4315 §2.1: UID EXPUNGE removes only these, not other \Deleted messages of the folder.
             await conn.command(conn.client.uid("expunge", uid_set(uids)), "UID EXPUNGE")
 
-        await self.store.run(mailbox, op)
+        await self.store.run(mailbox, op, folder=folder)
+
+
+def _position(ordered: list[Entry], entry: Entry) -> int:
+    """Where ``entry`` (by UID) is in a list in (date, UID) order."""
+    at = bisect.bisect_left(ordered, entry_order(entry), key=entry_order)
+    if at >= len(ordered) or ordered[at].uid != entry.uid:
+        raise AssertionError(f"UID {entry.uid} missing from the ordered listing")
+    return at
 
 
 def _expand(ranges: str) -> list[int]:
