@@ -61,6 +61,32 @@ def test_play_next_previous_repeat_marks_seen(menu_env: Callable[..., MenuEnv]) 
     run(scenario())
 
 
+def test_six_and_four_cross_between_new_and_old(menu_env: Callable[..., MenuEnv]) -> None:
+    env = menu_env()
+
+    async def scenario() -> None:
+        uids = await env.deposit(3, seconds=2.0)
+        env.client.set_flags("Voicemail", uids[0], "\\Seen")  # heard earlier in a mail client: old
+        async with env.up() as gw, env.session() as session:
+            walker = await env.login(session, gw)
+            assert "You have 2 new messages and 0 saved messages, and 1 old message." in walker.page.text  # type: ignore[union-attr]
+            first = await walker.press("1")
+            assert first.text.startswith("New message 1 of 2.")
+            last_new = await walker.press("6")
+            assert last_new.text.startswith("New message 2 of 2.")
+            old = await walker.press("6")
+            assert old.text.startswith("No more new messages. Your old messages. Message 1.")
+            back = await walker.press("4")
+            assert back.text.startswith("Back to your new messages. Message 2 of 2.")
+            assert uid_of(back) == uid_of(last_new)
+            start = await walker.press("4")
+            assert start.text.startswith("Message 1 of 2.") and uid_of(start) == uid_of(first)
+            none = await walker.press("4")
+            assert none.text.startswith("There are no more messages.") and not none.plays
+
+    run(scenario())
+
+
 def test_delete_restore_save_in_imap(menu_env: Callable[..., MenuEnv]) -> None:
     env = menu_env()
 

@@ -90,8 +90,9 @@ async def play(
         items.append(twiml.Play(call.deps.playback.url(mailbox, mailbox.folder, entry.uid)))
         if entry.new:
             await call.deps.voicemails.set_flags(mailbox, [entry.uid], add=(SEEN,))
-        if entry.uid not in heard:
-            heard = (*heard, entry.uid)[-HEARD_KEEP:]
+            # Heard in this call: it stays in the "new" sequence for 4/6, though now \Seen.
+            if entry.uid not in heard:
+                heard = (*heard, entry.uid)[-HEARD_KEEP:]
     else:
         log.info("call %s: UID %d cannot be played by phone (no playback key)", call.call_sid, entry.uid)
         items.append(await envelope_prompt(call, entry, callback=False))
@@ -135,6 +136,11 @@ async def step(call: Call, state: MenuState, forward: bool) -> str:
         at = bisect.bisect_left(members, here, key=_key)
         if at > 0:
             return await play(call, state, members[at - 1], mode, listing, members=members)
+        if mode == OLD:  # before the first old message: back to the last new one, as 6 crossed over
+            news = group(listing, NEW, state.heard)
+            if news:
+                lead = [call.prompt("menu-new-messages.j2")]
+                return await play(call, state, news[-1], NEW, listing, lead=lead, members=news)
     return message_page(call, state, [call.prompt("menu-no-messages.j2", more=True)])
 
 
