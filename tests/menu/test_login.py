@@ -110,6 +110,27 @@ def test_lockout_holds_across_restart_and_instances(menu_env: Callable[..., Menu
     run(scenario())
 
 
+def test_parallel_guessing_calls_get_no_extra_tries(menu_env: Callable[..., MenuEnv]) -> None:
+    env = menu_env(menu={"lockout_failures": 3})
+
+    async def scenario() -> list[str]:
+        async with env.session() as session, env.up() as gw:
+            walkers = [env.walker(session, gw, caller=OWNER) for _ in range(6)]
+            for walker in walkers:
+                await walker.call()
+            pages = await asyncio.gather(*(walker.press(f"{1000 + i}") for i, walker in enumerate(walkers)))
+            walker = env.walker(session, gw, caller=OWNER)
+            await walker.call()
+            right = await walker.press(PIN)
+            return [page.text for page in pages] + [right.text]
+
+    *guesses, right = run(scenario())
+    # Six calls guessing at the same moment: two wrong answers, the third locks, the rest are refused.
+    assert sum(text.startswith("Login incorrect.") for text in guesses) == 2, guesses
+    assert sum("This mailbox is locked" in text for text in guesses) == 4, guesses
+    assert "This mailbox is locked" in right
+
+
 def test_lockout_alerts_the_admin(menu_env: Callable[..., MenuEnv]) -> None:
     env = menu_env(menu={"lockout_failures": 2})
     alerts: list[tuple[str, str]] = []

@@ -40,6 +40,9 @@ class Logins:
         self.config = config
         self.metadata = metadata
         self.alert = alert
+        # One PIN check per mailbox at a time: otherwise calls guessing in parallel would all pass the
+        # lock test and each overwrite the others' failure counts, getting far more guesses.
+        self._checking: dict[str, asyncio.Lock] = {}
 
     async def pin_hash(self, mailbox: Mailbox) -> str | None:
         """A PIN changed by phone takes precedence over the admin's YAML ``pin``."""
@@ -61,6 +64,11 @@ class Logins:
             # Spend the same scrypt time, so the answer's delay does not tell which mailboxes exist.
             await asyncio.to_thread(verify_pin, pin, _DUMMY_HASH)
             return Result.WRONG
+        lock = self._checking.setdefault(mailbox.id, asyncio.Lock())
+        async with lock:
+            return await self._check(mailbox, pin, call_sid)
+
+    async def _check(self, mailbox: Mailbox, pin: str, call_sid: str) -> Result:
         # Three entries read at once (the store pools several connections per login).
         locked, phone_hash, failures = await asyncio.gather(
             self.locked_until(mailbox),
