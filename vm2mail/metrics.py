@@ -40,3 +40,9 @@ MENU_STEPS = Counter("vm2mail_menu_steps_total", "Phone menu requests, by step",
 SMTP_MESSAGES = Counter(
     "vm2mail_smtp_messages_total", "SMTP ingress messages, by result", ["result"], registry=REGISTRY
 )
+SMTP_REPLY_SECONDS = Histogram(
+    "vm2mail_smtp_reply_seconds",
+    "SMTP ingress: time from the end of DATA (the message read in full) to the reply sent",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+    registry=REGISTRY,
+)

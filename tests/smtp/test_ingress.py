@@ -12,6 +12,7 @@ from typing import Any
 
 from tests.e2e.harness import Stack, audio_part, decrypt, ffprobe, gateway_up, parse
 from tests.fixtures.dovecot import MailClient
+from tests.ops.test_metrics import Samples, scrape
 from tests.smtp.conftest import (
     DOMAIN,
     PBX_PASSWORD,
@@ -75,14 +76,25 @@ def test_asterisk_voicemail_from_allowed_network_lands_once(
     stack = smtp_stack()
     raw = asterisk_email(wav_bytes(3.0))
 
-    async def scenario() -> tuple[Result, Result]:
+    async def scenario() -> tuple[Result, Result, Samples, Samples]:
         async with gateway_up(stack.config) as gateway:
+            _, before = await scrape(gateway.port)
             first = await send(gateway.smtp_port, raw)  # plain SMTP: 127.0.0.0/8 is an allowed network
             assert await wait_state(stack.spool, job_id_for(ASTERISK_ID, "201")) == "done"
             again = await send(gateway.smtp_port, raw)  # a PBX retrying after a lost 250
-            return first, again
+            _, after = await scrape(gateway.port)
+            return first, again, before, after
 
-    first, again = asyncio.run(scenario())
+    first, again, before, after = asyncio.run(scenario())
+    # What an operator sees on /metrics: two replies timed, one accepted, one duplicate.
+    replies = ("vm2mail_smtp_reply_seconds_count", ())
+    assert after[replies] - before.get(replies, 0.0) == 2
+
+    def result(name: str) -> float:
+        key = ("vm2mail_smtp_messages_total", (("result", name),))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert (result("accepted"), result("duplicate")) == (1, 1)
     assert first.data is not None and first.data[0] == 250
     assert again.data is not None and again.data[0] == 250
     [stored] = voicemails(stack)

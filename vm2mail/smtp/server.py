@@ -13,6 +13,7 @@ from aiosmtpd.smtp import SMTP, Envelope
 
 from vm2mail.config.model import Config, SmtpIngressConfig
 from vm2mail.ingest.spool import Spool
+from vm2mail.metrics import SMTP_REPLY_SECONDS
 from vm2mail.smtp.handler import IngressHandler, VmEnvelope
 from vm2mail.smtp.replies import ReplySender, SendSms
 
@@ -84,9 +85,10 @@ class _Protocol(SMTP):
             return
         self.envelope.content = content
         self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self.envelope = self._create_envelope()
-        await self.push(status)
+        with SMTP_REPLY_SECONDS.time():
+            status = await self._call_handler_hook("DATA")
+            self.envelope = self._create_envelope()
+            await self.push(status)
 
     async def _read_data(self) -> bytes | None:
         """The message up to ``CRLF.CRLF``, dot-unstuffed (RFC 5321 §4.5.2); None beyond the size limit."""
