@@ -10,9 +10,10 @@ same gateway, in three rounds:
   messages/s accepted at the SMTP edge and delivered into IMAP (Dovecot APPENDUID) against the Twilio
   path. Eight 1.3 MB messages are always in flight here, so the ``250`` time is mostly queueing at the
   edge (Little's law: sessions / accepted rate), printed for what it is;
-- busy pipeline: the sessions offer the Twilio path's measured delivery rate, the most the pipeline can
-  take, so its workers never run dry, and the ``250`` time is what a PBX sees while every worker is
-  transcoding, encrypting and appending. The spool depth is sampled to show that.
+- busy pipeline: the sessions offer 1.1 × the Twilio path's measured delivery rate, a little more than
+  the pipeline can take, so the spool grows and its workers never run dry, and the ``250`` time is
+  what a PBX sees while every worker is transcoding, encrypting and appending. The spool depth is
+  sampled to show that.
 
 Timings are printed, never asserted.
 
@@ -59,6 +60,11 @@ def voicemail_email(encoded: bytes, n: int) -> bytes:
         'Content-Disposition: attachment; filename="msg0000.wav"\r\n\r\n'
     )
     return head.encode() + encoded + b"--b--\r\n"
+
+
+# The busy round offers 10 % more than the pipeline delivered on the Twilio path, so the spool
+# grows and the workers never run dry, yet the edge is far from its flood rate.
+BUSY_OFFER = 1.1
 
 
 # -- the clients: one process, one thread per session ----------------------------------------------------
@@ -165,7 +171,7 @@ async def run(
         out["delivered"] = n / (max(smtp_landed.values()) - start)
         out["flood"] = [lat for _, _, lat, _ in results]
         smtp_landed.clear()
-        # Busy pipeline: offered at the rate the pipeline delivered the Twilio path; sample the spool.
+        # Busy pipeline: offered a little above the Twilio path's delivery rate; sample the spool.
         depths: list[int] = []
 
         async def sample() -> None:
@@ -174,7 +180,8 @@ async def run(
                 depths.append(await asyncio.to_thread(gateway.spool.depth))
 
         sampler = asyncio.create_task(sample())
-        start, results = await smtp_clients(gateway.smtp_port, wav, 200_000, n, sessions, out["twilio"])
+        offer = BUSY_OFFER * out["twilio"]
+        start, results = await smtp_clients(gateway.smtp_port, wav, 200_000, n, sessions, offer)
         sampler.cancel()
         await landed(n)
         out["codes"] = sorted(set(out["codes"]) | {code for *_, code in results})
@@ -257,9 +264,7 @@ def main() -> None:
         print(f"  end of DATA → 250 (queueing: {args.sessions} messages always in flight): "
               f"p50 {pct(flood, 50) * 1000:.1f} ms  p95 {pct(flood, 95) * 1000:.1f} ms")  # fmt: skip
         offered = res["offered"]
-        print(
-            f"busy pipeline, {args.sessions} sessions offering {offered:.2f} msg/s (the Twilio path's rate):"
-        )
+        print(f"busy pipeline, {args.sessions} sessions offering {offered:.2f} msg/s (1.1 × Twilio's):")
         print(f"  spool depth (waiting + in progress, every 0.5 s): min {min(depths, default=0)}  "
               f"mean {sum(depths) / max(len(depths), 1):.1f}  max {max(depths, default=0)}  "
               f"({args.workers} workers)")  # fmt: skip
