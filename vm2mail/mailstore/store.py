@@ -75,6 +75,17 @@ class ImapStore:
                 conn.abort()
         pool.idle = keep
 
+    @staticmethod
+    def _take_idle(pool: Pool, folder: str | None) -> ImapConnection | None:
+        """The idle connection to use for ``folder``, or None when a new one should be opened."""
+        for wanted in (lambda c: folder is not None and c.selected == folder, lambda c: c.selected is None):
+            for at in range(len(pool.idle) - 1, -1, -1):  # most recently used first
+                if wanted(pool.idle[at]):
+                    return pool.idle.pop(at)
+        if not pool.idle or (folder is not None and len(pool.idle) + pool.busy < MAX_CONNECTIONS_PER_LOGIN):
+            return None
+        return pool.idle.pop()
+
     @asynccontextmanager
     async def _connection(
         self, login: str, password: str, folder: str | None = None
@@ -89,15 +100,9 @@ class ImapStore:
         pool = self._pool(login, password)
         async with pool.slots:
             self._reap(pool)
-            on_folder = [i for i, c in enumerate(pool.idle) if folder and c.selected == folder]
-            unselected = [i for i, c in enumerate(pool.idle) if c.selected is None]
-            room = len(pool.idle) + pool.busy < MAX_CONNECTIONS_PER_LOGIN
-            pick = on_folder or unselected or ([] if folder and room else [len(pool.idle) - 1])
-            reused = bool(pool.idle) and bool(pick)
-            if reused:
-                conn = pool.idle.pop(pick[-1])
-            else:
-                conn = await ImapConnection.open(self.cfg, login, password)
+            idle = self._take_idle(pool, folder)
+            reused = idle is not None
+            conn = idle if idle is not None else await ImapConnection.open(self.cfg, login, password)
             pool.busy += 1
             try:
                 yield conn, reused

@@ -122,6 +122,20 @@ class _View:
     entries: dict[int, Entry] = field(default_factory=dict)
     listing: Listing | None = None
 
+    @classmethod
+    def of(cls, status: dict[str, int]) -> _View:
+        """An empty view at the state a STATUS reply describes."""
+        uidnext, modseq = status.get("UIDNEXT", 0), status.get("HIGHESTMODSEQ")
+        return cls(status["UIDVALIDITY"], modseq, uidnext, status["MESSAGES"])
+
+    @property
+    def state(self) -> tuple[int, int | None, int, int]:
+        return (self.uidvalidity, self.highestmodseq, self.uidnext, self.messages)
+
+    def same_as(self, now: _View) -> bool:
+        """Nothing changed between this view and ``now`` (needs CONDSTORE's HIGHESTMODSEQ to tell)."""
+        return self.highestmodseq is not None and self.state == now.state
+
 
 class Voicemails:
     """Folder operations over the store's pooled connections; ``folder`` defaults to ``mailbox.folder``.
@@ -184,22 +198,12 @@ class Voicemails:
         if selected:
             await conn.command(conn.client.noop(), "NOOP")
         status = await self._status(conn, folder, missing_ok=True) if old is not None else {}
-        if status:
-            modseq = status.get("HIGHESTMODSEQ")
-            unchanged = (old.highestmodseq, old.uidnext, old.messages) if old is not None else None
-            if (
-                old is not None
-                and old.highestmodseq is not None
-                and old.uidvalidity == status["UIDVALIDITY"]
-                and unchanged == (modseq, status.get("UIDNEXT", 0), status["MESSAGES"])
-            ):
-                return old  # RFC 7162 §3.1.2.1: nothing in the folder changed since we read it
+        if status and old is not None and old.same_as(_View.of(status)):
+            return old  # RFC 7162 §3.1.2.1: nothing in the folder changed since we read it
         if not selected:
             await self.store.select(conn, pool, folder)  # creates the folder if it is missing
-        if not status:
-            status = await self._status(conn, folder)
-        modseq = status.get("HIGHESTMODSEQ")
-        view = _View(status["UIDVALIDITY"], modseq, status.get("UIDNEXT", 0), status["MESSAGES"])
+        view = _View.of(status or await self._status(conn, folder))
+        modseq = view.highestmodseq
         usable = old is not None and old.uidvalidity == view.uidvalidity and old.highestmodseq is not None
         if old is None or not usable or modseq is None or old.listing is None:
             records = await self._fetch(conn, "1:*", FETCH_ITEMS) if view.messages else {}

@@ -44,11 +44,6 @@ class Logins:
         # lock test and each overwrite the others' failure counts, getting far more guesses.
         self._checking: dict[str, asyncio.Lock] = {}
 
-    async def pin_hash(self, mailbox: Mailbox) -> str | None:
-        """A PIN changed by phone takes precedence over the admin's YAML ``pin``."""
-        stored = await self.metadata.get(mailbox, PIN_ENTRY)
-        return stored or mailbox.pin_hash
-
     async def locked_until(self, mailbox: Mailbox) -> float:
         raw = await self.metadata.get(mailbox, LOCKED_ENTRY)
         try:
