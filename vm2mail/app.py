@@ -17,11 +17,10 @@ from aiohttp import web
 from vm2mail import ops
 from vm2mail.config import Config, load_config
 from vm2mail.config.model import Mailbox
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.jobs import Job
-from vm2mail.ingest.pgp import Encryptor
-from vm2mail.ingest.spool import Spool
-from vm2mail.ingest.worker import DeliveredHook, Pipeline
+from vm2mail.jobs.jobs import Job
+from vm2mail.jobs.spool import Spool
 from vm2mail.mailstore.greetings import Greetings
 from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.store import ImapStore
@@ -29,10 +28,11 @@ from vm2mail.mailstore.voicemails import Voicemails
 from vm2mail.menu.call import MenuDeps
 from vm2mail.menu.routes import add_menu_routes, greeting_url
 from vm2mail.notify import Notifier
+from vm2mail.pipeline.worker import DeliveredHook, Pipeline
 from vm2mail.smtp.server import SmtpIngress
 from vm2mail.telephony.media import Playback, add_media_routes
-from vm2mail.telephony.rest import TwilioRest
 from vm2mail.telephony.webhooks import TelephonyDeps, add_routes
+from vm2mail.twilioapi.rest import TwilioRest
 from vm2mail.watcher import Watcher, WatchEvent
 
 log = logging.getLogger(__name__)

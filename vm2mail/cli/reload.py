@@ -8,7 +8,7 @@ import signal
 
 from vm2mail.cli.common import OK, Subparsers, command, load
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.batch import PID_FILE, gateway_pid
+from vm2mail.pipeline.batch import PID_FILE, gateway_pid
 
 
 def cmd_reload(args: argparse.Namespace) -> int:

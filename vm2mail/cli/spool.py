@@ -19,9 +19,9 @@ from pathlib import Path
 from vm2mail.cli.common import OK, PROBLEMS, Subparsers, age, group, load_unchecked, table
 from vm2mail.config import Config
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.batch import DISCARDED, batch, open_spool
-from vm2mail.ingest.jobs import Job
-from vm2mail.ingest.spool import STATES, Spool
+from vm2mail.jobs.jobs import Job
+from vm2mail.jobs.spool import STATES, Spool
+from vm2mail.pipeline.batch import DISCARDED, batch, open_spool
 
 ALL_STATES = (*STATES, DISCARDED)
 _JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")

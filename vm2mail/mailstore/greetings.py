@@ -13,8 +13,8 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
+from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.config.model import Mailbox
-from vm2mail.ingest.audio import transcode_to_mp3
 from vm2mail.mailstore.connection import ImapConnection, response_text
 from vm2mail.mailstore.folders import wire_mailbox
 from vm2mail.mailstore.store import ImapStore, Pool

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import TelephonyError
-from vm2mail.ingest.spool import fsync_dir
+from vm2mail.jobs.spool import fsync_dir
 
 log = logging.getLogger(__name__)
 

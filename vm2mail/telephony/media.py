@@ -20,17 +20,17 @@ from pathlib import Path
 
 from aiohttp import web
 
+from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.config.model import Config, Mailbox
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.errors import AudioError, CryptoError, MailStoreError
-from vm2mail.ingest.audio import transcode_to_mp3
-from vm2mail.ingest.pgp import Encryptor
 from vm2mail.mailstore.voicemails import Voicemails
 
 log = logging.getLogger(__name__)
 
 MEDIA_PATH = "/media/{token}"
 SUFFIX = ".mp3"
-# Domain separation (as in vm2mail.menu.state): this key signs media URLs and nothing else.
+# Domain separation (as in vm2mail.telephony.menustate): this key signs media URLs and nothing else.
 _LABEL = b"vm2mail/media-url/v1"
 CACHE_ENTRIES = 32
 CACHE_BYTES = 32 * 1024 * 1024
@@ -113,7 +113,7 @@ def _open_message(raw: bytes, home: Path) -> tuple[bytes | None, bool]:
 
 
 async def to_mp3(data: bytes, name: str = "audio") -> bytes:
-    """Transcode any audio ffmpeg reads (WAV, GSM, ...) to the gateway's voice MP3 (vm2mail.ingest.audio)."""
+    """Transcode any audio ffmpeg reads (WAV, GSM, ...) to the gateway's voice MP3 (audio.transcode)."""
     with tempfile.TemporaryDirectory(prefix="vm2mail-media-") as tmp:
         src, dst = Path(tmp) / f"{name}.in", Path(tmp) / f"{name}.mp3"
         await asyncio.to_thread(src.write_bytes, data)

@@ -17,11 +17,12 @@ from multidict import MultiDict
 from vm2mail import logsetup, metrics
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import SignatureError, SpoolError, TelephonyError
-from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
-from vm2mail.ingest.spool import Spool
-from vm2mail.menu.state import MenuState
-from vm2mail.menu.state import encode as encode_state
-from vm2mail.telephony import callstatus, prompts, twiml
+from vm2mail.jobs.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
+from vm2mail.jobs.spool import Spool
+from vm2mail.pipeline import callstatus
+from vm2mail.telephony import prompts, twiml
+from vm2mail.telephony.menustate import MenuState
+from vm2mail.telephony.menustate import encode as encode_state
 from vm2mail.telephony.signature import SIGNATURE_HEADER, verify, webhook_url
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from vm2mail import metrics
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import MailStoreError, Vm2mailError
-from vm2mail.ingest.jobs import Job
+from vm2mail.jobs.jobs import Job
 from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.store import ImapStore
 from vm2mail.mailstore.voicemails import Counts, Voicemails, counts

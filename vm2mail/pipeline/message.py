@@ -14,11 +14,11 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
 
+from vm2mail.audio.tags import UNKNOWN_CALLER
 from vm2mail.config.model import Mailbox
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.errors import CryptoError
-from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo
-from vm2mail.ingest.pgp import Encryptor
-from vm2mail.ingest.tags import UNKNOWN_CALLER
+from vm2mail.jobs.jobs import MISSED_CALL, VOICEMAIL, CallInfo
 from vm2mail.templating import environment, language_template
 
 GENERIC_SUBJECT = "Voicemail"  # outer Subject of encrypted mail for mailboxes with private_subject

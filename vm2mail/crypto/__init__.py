@@ -1,0 +1,1 @@
+"""Crypto service: OpenPGP encryption with gpg and the health of the keys it uses."""

@@ -1,0 +1,1 @@
+"""Core: the durable job record and the Maildir-style spool that holds it until delivery."""

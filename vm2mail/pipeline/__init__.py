@@ -1,0 +1,1 @@
+"""Core: the delivery pipeline (fetch, encode, compose, encrypt, append) and the jobs it decides on."""

@@ -1,0 +1,1 @@
+"""Twilio service: the REST API client and the recording download, with deadlines and pinned hosts."""
