@@ -15,6 +15,35 @@ MISSED_CALL = "missed-call"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+
+# What Twilio puts in From when the caller ID is withheld: the words, or the numbers that spell
+# ANONYMOUS, UNAVAILABLE, RESTRICTED and BLOCKED on a keypad
+# (https://www.twilio.com/docs/voice/twiml#request-parameters, "Caller ID" notes).
+WITHHELD = frozenset(
+    {
+        "anonymous",
+        "restricted",
+        "unavailable",
+        "unknown",
+        "private",
+        "blocked",
+        "+266696687",
+        "+86282452253",
+        "+7378742833",
+        "+2562533",
+    }
+)
+
+
+def caller_number(raw: str | None) -> str | None:
+    """The caller's E.164 number, or None when it is withheld, empty or not a phone number."""
+    value = (raw or "").strip()
+    if not value or value.lower() in WITHHELD or not E164.match(value):
+        return None
+    return value
+
+
 def twilio_job_id(recording_sid: str) -> str:
     """The spool id of a Twilio recording's job: the same for the callback, reconcile and lookups."""
     return f"twilio-{recording_sid}"

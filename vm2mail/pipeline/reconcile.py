@@ -20,9 +20,8 @@ from twilio.rest import Client
 
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import TelephonyError, Vm2mailError
-from vm2mail.jobs.jobs import VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
+from vm2mail.jobs.jobs import VOICEMAIL, CallInfo, Job, caller_number, sid_message_id, twilio_job_id
 from vm2mail.pipeline.batch import Batch, job_state
-from vm2mail.telephony.webhooks import caller_number
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import random
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +16,7 @@ import aiohttp
 from vm2mail import logsetup, metrics
 from vm2mail.audio.tags import VoicemailTags, write_tags
 from vm2mail.audio.transcode import Encoded, transcode_to_mp3
+from vm2mail.backoff import backoff as retry_delay
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.crypto.pgp import Encryptor
 from vm2mail.errors import AudioError, CryptoError, MailStoreError, SpoolError, TelephonyError, Vm2mailError
@@ -27,7 +27,7 @@ from vm2mail.mailstore.store import ImapStore
 from vm2mail.pipeline import callstatus
 from vm2mail.pipeline.message import Voicemail, compose
 from vm2mail.priority import run_batch
-from vm2mail.smtp.replies import reply_address
+from vm2mail.signing import reply_address
 from vm2mail.twilioapi.fetch import fetch_recording
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,7 @@ def failure_reason(exc: Vm2mailError) -> str:
 
 def backoff(attempts: int) -> float:
     """Exponential backoff with jitter: 2 s, 4 s, 8 s … capped at 10 minutes."""
-    delay: float = min(MAX_BACKOFF, 2.0 * 2**attempts) * random.uniform(0.8, 1.2)
-    return delay
+    return retry_delay(attempts + 1, first=2.0, cap=MAX_BACKOFF)
 
 
 @dataclass

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import email
 import email.policy
-import hashlib
-import hmac
-import json
 import logging
 import tempfile
 import time
@@ -20,10 +15,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from vm2mail import signing
 from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.crypto.pgp import Encryptor
-from vm2mail.errors import AudioError, CryptoError, MailStoreError
+from vm2mail.errors import AudioError, CryptoError, MailStoreError, SignatureError
 from vm2mail.mailstore.voicemails import Voicemails
 
 log = logging.getLogger(__name__)
@@ -40,36 +36,16 @@ _MP3_TYPES = ("audio/mpeg", "audio/mp3", "audio/mpeg3", "audio/x-mpeg", "audio/x
 Key = tuple[str, str, int, int]  # (login, folder, uidvalidity, uid)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _media_key(secret: str) -> bytes:
-    return hmac.new(secret.encode("utf-8"), _LABEL, hashlib.sha256).digest()
-
-
 def sign(secret: str, mailbox_id: str, folder: str, uid: int, expires: int) -> str:
     """``<payload>.<mac>``: base64url JSON [mailbox id, folder, uid, expiry] and its HMAC-SHA256."""
-    payload = _b64(json.dumps([mailbox_id, folder, uid, expires], separators=(",", ":")).encode("utf-8"))
-    mac = hmac.new(_media_key(secret), payload.encode("ascii"), hashlib.sha256).digest()
-    return f"{payload}.{_b64(mac)}"
+    return signing.seal(secret, _LABEL, [mailbox_id, folder, uid, expires])
 
 
 def verify(secret: str, token: str, now: float | None = None) -> tuple[str, str, int] | None:
     """(mailbox id, folder, uid) from a valid, unexpired token; None for anything else."""
-    payload, dot, mac = token.partition(".")
-    if not dot or not payload or not mac:
-        return None
-    expected = hmac.new(_media_key(secret), payload.encode("ascii", "replace"), hashlib.sha256).digest()
     try:
-        if not hmac.compare_digest(_unb64(mac), expected):
-            return None
-        mailbox_id, folder, uid, expires = json.loads(_unb64(payload))
-    except (binascii.Error, ValueError, TypeError):
+        mailbox_id, folder, uid, expires = signing.unseal(secret, _LABEL, token)
+    except (SignatureError, ValueError, TypeError):
         return None
     if not (isinstance(mailbox_id, str) and isinstance(folder, str) and isinstance(uid, int)):
         return None

@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import random
 import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from vm2mail.backoff import backoff as retry_delay
 from vm2mail.config.model import ImapConfig, Mailbox, WatcherConfig
 from vm2mail.errors import MailStoreError
 from vm2mail.mailstore.connection import ImapConnection, response_text, search_uids
@@ -40,7 +40,7 @@ SyncHook = Callable[["FolderSession", ImapConnection, list[WatchEvent]], Awaitab
 
 def backoff(failures: int) -> float:
     """Capped exponential backoff with ±20 % jitter, so a restarted server is not hit all at once."""
-    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(0, failures - 1)) * random.uniform(0.8, 1.2))
+    return retry_delay(failures, first=BACKOFF_FIRST, cap=BACKOFF_MAX)
 
 
 class FolderSession:
