@@ -124,3 +124,66 @@ def test_every_package_states_its_layer() -> None:
         unit = init.parent.name
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
         assert f"Layer: {layer_of(unit)}" in doc, f"{init}: docstring must say 'Layer: {layer_of(unit)}'"
+
+
+# -- IMAP: one protocol module parses responses; one connection type owns aioimaplib -------------------
+PROTOCOL = "mailstore/protocol.py"
+CONNECTION = {"mailstore/connection.py", "mailstore/commands.py"}
+# ``.lines`` elsewhere: YAML line numbers of config keys, not IMAP.
+OTHER_LINES = {"config/yamlsource.py"}
+
+
+def imap_trespasses(path: Path, rel: str | None = None) -> list[str]:
+    """Where a module outside the IMAP modules touches aioimaplib or reads response bytes itself."""
+    rel = rel or path.relative_to(ROOT).as_posix()
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        where = f"vm2mail/{rel}:{getattr(node, 'lineno', 0)}"
+        if rel not in CONNECTION and rel != PROTOCOL:
+            if isinstance(node, ast.Import) and any(a.name.startswith("aioimaplib") for a in node.names):
+                found.append(f"{where}: imports aioimaplib")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aioimaplib"):
+                found.append(f"{where}: imports aioimaplib")
+            if isinstance(node, ast.Attribute) and node.attr == "client" and _names_conn(node.value):
+                found.append(f"{where}: uses the aioimaplib client behind ImapConnection")
+            if isinstance(node, ast.Attribute) and node.attr == "lines" and rel not in OTHER_LINES:
+                found.append(f"{where}: reads response lines")
+        if rel != PROTOCOL and isinstance(node, ast.Call) and _bytes_regex(node):
+            found.append(f"{where}: matches a bytes pattern (response parsing belongs in {PROTOCOL})")
+    return found
+
+
+def _names_conn(node: ast.expr) -> bool:
+    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+    return "conn" in name.lower()
+
+
+def _bytes_regex(call: ast.Call) -> bool:
+    func = call.func
+    is_re = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "re"
+    first = call.args[0] if call.args else None
+    return is_re and isinstance(first, ast.Constant) and isinstance(first.value, bytes)
+
+
+def test_only_the_protocol_module_parses_imap_responses() -> None:
+    trespasses = [t for path in sorted(ROOT.rglob("*.py")) for t in imap_trespasses(path)]
+    assert not trespasses, "IMAP handled outside mailstore/protocol.py and the connection:\n" + "\n".join(
+        trespasses
+    )
+
+
+def test_the_imap_checker_sees_a_parser(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import re\nimport aioimaplib\n"
+        "def f(conn, response):\n"
+        "    re.search(rb'UID (\\d+)', response.lines[0])\n"
+        "    return conn.client.noop()\n"
+    )
+    kinds = sorted(t.split(": ", 1)[1] for t in imap_trespasses(sample, "watcher/sample.py"))
+    assert kinds == [
+        "imports aioimaplib",
+        f"matches a bytes pattern (response parsing belongs in {PROTOCOL})",
+        "reads response lines",
+        "uses the aioimaplib client behind ImapConnection",
+    ]

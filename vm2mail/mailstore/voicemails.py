@@ -8,12 +8,9 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
-
-import aioimaplib
 
 from vm2mail.config.model import Mailbox
-from vm2mail.mailstore.connection import ImapConnection, append_uid, response_text, search_uids
+from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.entries import (  # the folder API in one import: see __all__
     DELETED,
     FETCH_ITEMS,
@@ -26,17 +23,15 @@ from vm2mail.mailstore.entries import (  # the folder API in one import: see __a
     SEEN,
     Counts,
     Entry,
-    Fetched,
     Listing,
     counts,
     entries_from,
     entry_order,
-    fetch_records,
     parse_fetch,
     sort_entries,
     uid_set,
 )
-from vm2mail.mailstore.folders import parse_list_line, wire_mailbox
+from vm2mail.mailstore.protocol import Fetched, Status
 from vm2mail.mailstore.store import ImapStore, Pool
 
 __all__ = [
@@ -55,48 +50,18 @@ __all__ = [
     "Voicemails",
     "counts",
     "parse_fetch",
-    "special_trash",
-    "uid_fetch",
     "uid_set",
 ]
 
 log = logging.getLogger(__name__)
 
 _FLAG = re.compile(r"^\\?[A-Za-z0-9$_.\-]+$")
-_COPYUID = re.compile(rb"\[COPYUID \d+ ([0-9:,]+) ([0-9:,]+)\]", re.IGNORECASE)
-_STATUS = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|HIGHESTMODSEQ) (\d+)", re.IGNORECASE)
 
 
-async def uid_fetch(conn: ImapConnection, uids: str, items: str) -> list[bytes]:
-    """``UID FETCH uids items`` (RFC 3501 §6.4.8); the untagged lines, literals as separate items.
-
-    aioimaplib's own FetchCommand rescans every line received so far after each new line (quadratic:
-    a 10,000-message listing never finishes within the timeout); a plain Command collects literals
-    just as well. Use this rather than ``conn.client.uid("fetch", ...)`` for large sets.
-    """
-    proto = conn.client.protocol
-    command = aioimaplib.Command(
-        "FETCH", proto.new_tag(), uids, items, prefix="UID", untagged_resp_name="FETCH", loop=proto.loop
-    )
-    response = await conn.command(proto.execute(command), "UID FETCH")
-    return [bytes(line) for line in response.lines[:-1]]
-
-
-async def special_trash(conn: ImapConnection) -> str | None:
-    """The account's ``\\Trash`` folder by its RFC 6154 SPECIAL-USE attribute, or None."""
-    proto = conn.client.protocol
-    if conn.has_capability("SPECIAL-USE"):
-        # RFC 6154 §5.1: LIST (SPECIAL-USE) returns only folders with a special use.
-        command = aioimaplib.Command("LIST", proto.new_tag(), "(SPECIAL-USE)", '""', '"*"', loop=proto.loop)
-        response = await conn.command(proto.execute(command), "LIST (SPECIAL-USE)")
-    else:
-        response = await conn.command(conn.client.list('""', '"*"'), "LIST")
-    for line in response.lines[:-1]:
-        parsed = parse_list_line(bytes(line))
-        if parsed is not None and any(f.lower() == "\\trash" for f in parsed[0]):
-            _, delimiter, found = parsed
-            return found.replace(delimiter, "/") if delimiter and delimiter != "/" else found
-    return None
+async def _status(conn: ImapConnection, folder: str) -> Status:
+    status = await conn.status(folder)
+    assert status is not None  # without missing_ok a missing folder raises
+    return status
 
 
 def _check_flags(flags: Iterable[str]) -> str:
@@ -123,10 +88,9 @@ class _View:
     listing: Listing | None = None
 
     @classmethod
-    def of(cls, status: dict[str, int]) -> _View:
+    def of(cls, status: Status) -> _View:
         """An empty view at the state a STATUS reply describes."""
-        uidnext, modseq = status.get("UIDNEXT", 0), status.get("HIGHESTMODSEQ")
-        return cls(status["UIDVALIDITY"], modseq, uidnext, status["MESSAGES"])
+        return cls(status.uidvalidity, status.highestmodseq, status.uidnext, status.messages)
 
     @property
     def state(self) -> tuple[int, int | None, int, int]:
@@ -166,28 +130,8 @@ class Voicemails:
 
         return await self.store.run(mailbox, op, folder=name)
 
-    async def _status(self, conn: ImapConnection, folder: str, *, missing_ok: bool = False) -> dict[str, int]:
-        """STATUS (RFC 3501 §6.3.10); with ``missing_ok`` an empty dict when the folder does not exist."""
-        items = "MESSAGES UIDNEXT UIDVALIDITY" + (
-            " HIGHESTMODSEQ" if conn.has_capability("CONDSTORE") else ""
-        )
-        response = await conn.command(
-            conn.client.status(wire_mailbox(folder, conn.delimiter), f"({items})"),
-            f"STATUS {folder!r}",
-            ok=("OK", "NO") if missing_ok else ("OK",),
-        )
-        if response.result != "OK":
-            return {}
-        values: dict[str, int] = {}
-        for line in response.lines[:-1]:
-            for match in _STATUS.finditer(bytes(line)):
-                values[match.group(1).decode().upper()] = int(match.group(2))
-        if "UIDVALIDITY" not in values or "MESSAGES" not in values:
-            raise conn.error(f"STATUS {folder!r}: no UIDVALIDITY/MESSAGES in reply", broken=False)
-        return values
-
     async def _fetch(self, conn: ImapConnection, uids: str, items: str) -> dict[int, Fetched]:
-        return fetch_records(await uid_fetch(conn, uids, items))
+        return await conn.uid_fetch(uids, items)
 
     async def _refresh(self, conn: ImapConnection, pool: Pool, folder: str, old: _View | None) -> _View:
         # STATUS first, then SELECT only when something changed: re-selecting a folder of 10,000
@@ -196,13 +140,13 @@ class Voicemails:
         # Dovecot answers STATUS for the selected folder from the session's view: NOOP syncs it first.
         selected = conn.selected == folder
         if selected:
-            await conn.command(conn.client.noop(), "NOOP")
-        status = await self._status(conn, folder, missing_ok=True) if old is not None else {}
-        if status and old is not None and old.same_as(_View.of(status)):
+            await conn.noop()
+        status = await conn.status(folder, missing_ok=True) if old is not None else None
+        if status is not None and old is not None and old.same_as(_View.of(status)):
             return old  # RFC 7162 §3.1.2.1: nothing in the folder changed since we read it
         if not selected:
             await self.store.select(conn, pool, folder)  # creates the folder if it is missing
-        view = _View.of(status or await self._status(conn, folder))
+        view = _View.of(status or await _status(conn, folder))
         modseq = view.highestmodseq
         usable = old is not None and old.uidvalidity == view.uidvalidity and old.highestmodseq is not None
         if old is None or not usable or modseq is None or old.listing is None:
@@ -242,8 +186,7 @@ class Voicemails:
                     tally = tally.changed(added=[entry])
             if len(view.uids) != view.messages:
                 # Expunged or moved away by someone: learn which UIDs remain (RFC 3501 §6.4.4).
-                response = await conn.command(conn.client.uid_search("ALL", charset=None), "UID SEARCH")
-                view.uids = set(search_uids(response))
+                view.uids = set(await conn.uid_search("ALL"))
                 for uid in set(view.entries) - view.uids:
                     entry = view.entries.pop(uid)
                     del ordered[_position(ordered, entry)]
@@ -275,9 +218,9 @@ class Voicemails:
 
         async def op(conn: ImapConnection, pool: Pool) -> int | None:
             await self.store.select(conn, pool, name)
-            status = await self._status(conn, name)
+            status = await _status(conn, name)
             found = await self._fetch(conn, str(uid), "(UID)")
-            return status["UIDVALIDITY"] if uid in found else None
+            return status.uidvalidity if uid in found else None
 
         return await self.store.run(mailbox, op, folder=name)
 
@@ -311,10 +254,7 @@ class Voicemails:
             await self.store.select(conn, pool, name)
             for sign, flags in (("+", adding), ("-", removing)):
                 if flags:
-                    await conn.command(
-                        conn.client.uid("store", uid_set(uids), f"{sign}FLAGS.SILENT", f"({flags})"),
-                        f"UID STORE {sign}FLAGS",
-                    )
+                    await conn.uid_store(uid_set(uids), f"{sign}FLAGS.SILENT", flags.split())
 
         await self.store.run(mailbox, op, folder=name)
 
@@ -326,7 +266,7 @@ class Voicemails:
             return cached
 
         async def op(conn: ImapConnection, pool: Pool) -> str:
-            found = await special_trash(conn)
+            found = await conn.special_trash()
             if found is not None:
                 return found
             await self.store.ensure_folder(conn, pool, "Trash")
@@ -342,11 +282,7 @@ class Voicemails:
         async def op(conn: ImapConnection, pool: Pool) -> int | None:
             await self.store.ensure_folder(conn, pool, target)
             await self.store.select(conn, pool, source)
-            response = await conn.command(
-                conn.client.uid("move", str(uid), wire_mailbox(target, conn.delimiter)),
-                f"UID MOVE to {target!r}",
-            )
-            return _copied_uid(response, uid)
+            return (await conn.uid_move(str(uid), target)).get(uid)
 
         return await self.store.run(mailbox, op, folder=source)
 
@@ -358,19 +294,9 @@ class Voicemails:
 
         async def op(conn: ImapConnection, pool: Pool) -> int:
             await self.store.ensure_folder(conn, pool, folder)
-            response = await conn.command(
-                conn.client.append(
-                    message,
-                    mailbox=wire_mailbox(folder, conn.delimiter),
-                    flags=f"({flag_list})" if flag_list else None,
-                ),
-                f"APPEND to {folder!r}",
-            )
-            uid = append_uid(response)
+            uid = await conn.append(folder, message, flags=tuple(flag_list.split()))
             if uid is None:
-                raise conn.error(
-                    f"APPEND to {folder!r}: no APPENDUID (RFC 4315) in {response_text(response)!r}"
-                )
+                raise conn.error(f"APPEND to {folder!r}: no APPENDUID (RFC 4315) in the reply")
             return uid
 
         return await self.store.run(mailbox, op)
@@ -382,11 +308,9 @@ class Voicemails:
 
         async def op(conn: ImapConnection, pool: Pool) -> None:
             await self.store.select(conn, pool, folder)
-            await conn.command(
-                conn.client.uid("store", uid_set(uids), "+FLAGS.SILENT", "(\\Deleted)"), "UID STORE"
-            )
+            await conn.uid_store(uid_set(uids), "+FLAGS.SILENT", (DELETED,))
             # RFC 4315 §2.1: UID EXPUNGE removes only these, not other \Deleted messages of the folder.
-            await conn.command(conn.client.uid("expunge", uid_set(uids)), "UID EXPUNGE")
+            await conn.uid_expunge(uid_set(uids))
 
         await self.store.run(mailbox, op, folder=folder)
 
@@ -397,24 +321,3 @@ def _position(ordered: list[Entry], entry: Entry) -> int:
     if at >= len(ordered) or ordered[at].uid != entry.uid:
         raise AssertionError(f"UID {entry.uid} missing from the ordered listing")
     return at
-
-
-def _expand(ranges: str) -> list[int]:
-    out: list[int] = []
-    for part in ranges.split(","):
-        low, _, high = part.partition(":")
-        start, end = int(low), int(high or low)
-        out.extend(range(min(start, end), max(start, end) + 1))
-    return out
-
-
-def _copied_uid(response: Any, uid: int) -> int | None:
-    """The target UID for ``uid`` from RFC 4315 §3 ``[COPYUID uidvalidity source-set dest-set]``."""
-    for line in response.lines:
-        match = _COPYUID.search(bytes(line))
-        if match:
-            mapping = dict(
-                zip(_expand(match.group(1).decode()), _expand(match.group(2).decode()), strict=False)
-            )
-            return mapping.get(uid)
-    return None

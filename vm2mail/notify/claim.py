@@ -3,35 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from vm2mail.config.model import Mailbox
-from vm2mail.mailstore.connection import ImapConnection, response_text
+from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.store import ImapStore, Pool
 from vm2mail.mailstore.voicemails import SEEN
 
 log = logging.getLogger(__name__)
-
-_FLAGS = re.compile(rb"FLAGS \(([^)]*)\)", re.IGNORECASE)
-_MODSEQ = re.compile(rb"MODSEQ \((\d+)\)", re.IGNORECASE)
-_UID = re.compile(rb"UID (\d+)", re.IGNORECASE)
-_MODIFIED = re.compile(rb"\[MODIFIED ", re.IGNORECASE)
-
-
-def _state(lines: list[bytes], uid: int) -> tuple[frozenset[str], int | None] | None:
-    """(flags, modseq) of ``uid`` from untagged FETCH lines; None when the message is gone."""
-    for raw in lines:
-        line = bytes(raw)
-        match = _UID.search(line)
-        if match is None or int(match.group(1)) != uid:
-            continue
-        flags = _FLAGS.search(line)
-        modseq = _MODSEQ.search(line)
-        return (
-            frozenset(flags.group(1).decode("ascii", "replace").split()) if flags else frozenset(),
-            int(modseq.group(1)) if modseq else None,
-        )
-    return None
 
 
 async def claim(
@@ -55,26 +33,20 @@ async def claim(
     Without CONDSTORE the STORE is unconditional (still at most once per instance, but two instances
     could both send): the log says so.
     """
-    items = " ".join(flags)
 
     async def op(conn: ImapConnection, pool: Pool) -> bool:
         await store.select(conn, pool, folder)
         condstore = conn.has_capability("CONDSTORE")
         fetch_items = "(UID FLAGS MODSEQ)" if condstore else "(UID FLAGS)"
-        response = await conn.command(conn.client.uid("fetch", str(uid), fetch_items), "UID FETCH")
-        state = _state(response.lines[:-1], uid)
-        if state is None:
+        record = (await conn.uid_fetch(str(uid), fetch_items)).get(uid)
+        if record is None:
             return False  # expunged or moved away since the listing
-        current, modseq = state
+        current, modseq = record.flags or frozenset(), record.modseq
         if any(flag in current for flag in flags) or (unseen and SEEN in current):
             return False  # another instance (or the user) got there first
         if modseq is None:
             log.warning("IMAP %s: no CONDSTORE; claiming %s uid=%d unconditionally", conn.where, folder, uid)
-            args: tuple[str, ...] = (str(uid), "+FLAGS.SILENT", f"({items})")
-        else:
-            args = (str(uid), f"(UNCHANGEDSINCE {modseq})", "+FLAGS.SILENT", f"({items})")
-        response = await conn.command(conn.client.uid("store", *args), "UID STORE (claim)")
-        if any(_MODIFIED.search(bytes(line)) for line in response.lines):
+        if not await conn.uid_store(str(uid), "+FLAGS.SILENT", flags, unchanged_since=modseq):
             log.info("IMAP %s: %s uid=%d changed meanwhile; not claimed", conn.where, folder, uid)
             return False
         return True
@@ -87,14 +59,7 @@ async def release(store: ImapStore, mailbox: Mailbox, folder: str, uid: int, fla
 
     async def op(conn: ImapConnection, pool: Pool) -> None:
         await store.select(conn, pool, folder)
-        response = await conn.command(
-            conn.client.uid("store", str(uid), "-FLAGS.SILENT", f"({' '.join(flags)})"),
-            "UID STORE (release)",
-            ok=("OK", "NO"),
-        )
-        if response.result != "OK":
-            log.warning(
-                "IMAP %s: release of %s uid=%d refused: %s", conn.where, folder, uid, response_text(response)
-            )
+        if not await conn.uid_store(str(uid), "-FLAGS.SILENT", flags, refused_ok=True):
+            log.warning("IMAP %s: release of %s uid=%d refused", conn.where, folder, uid)
 
     await store.run(mailbox, op)
