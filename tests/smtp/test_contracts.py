@@ -45,10 +45,15 @@ def test_data_override_matches_aiosmtpd_data() -> None:
 def test_reader_is_a_stream_reader_with_a_bytearray_buffer() -> None:
     """``self._reader`` is the StreamReader of the session; its ``_buffer`` takes back pipelined bytes."""
     assert "self._reader = reader" in _source("_cb_client_connected")
-    reader = asyncio.StreamReader()
-    assert isinstance(reader._buffer, bytearray)  # type: ignore[attr-defined]
-    reader._buffer[:0] = b"QUIT\r\n"  # type: ignore[attr-defined]
-    assert bytes(reader._buffer) == b"QUIT\r\n"  # type: ignore[attr-defined]
+
+    async def put_back() -> bytes:
+        reader = asyncio.StreamReader()
+        assert isinstance(reader._buffer, bytearray)  # type: ignore[attr-defined]
+        reader.feed_data(b"QUIT\r\n")
+        reader._buffer[:0] = b"NOOP\r\n"  # type: ignore[attr-defined]
+        return await reader.readuntil(b"\r\n")
+
+    assert asyncio.run(put_back()) == b"NOOP\r\n"
 
 
 def test_timeout_and_handler_task() -> None:

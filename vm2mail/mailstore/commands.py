@@ -161,6 +161,28 @@ class ImapCommands:
         )
         return parse_fetch(untagged(response))
 
+    async def uid_fetch_all(
+        self, items: str, uidnext: int, *, first: int = 1, chunk: int = 200
+    ) -> dict[int, Fetched]:
+        """Every message of the selected folder from UID ``first`` on, fetched in UID ranges of ``chunk``.
+
+        One ``UID FETCH 1:*`` of 10,000 messages arrives as megabytes that aioimaplib handles in a few
+        long callbacks (its line splitting copies the rest of each read), stalling the event loop for
+        up to a second; ranges keep each reply small, and the loop runs other work between them.
+        ``uidnext`` (from STATUS) bounds the ranges; the last one is open (``n:*``) for late arrivals.
+        """
+        records: dict[int, Fetched] = {}
+        while True:
+            last = first + chunk - 1
+            if last + 1 >= uidnext:
+                # "n:*" always names the highest UID (RFC 3501 §6.4.8): keep only those in range.
+                records.update(
+                    (u, r) for u, r in (await self.uid_fetch(f"{first}:*", items)).items() if u >= first
+                )
+                return records
+            records.update(await self.uid_fetch(f"{first}:{last}", items))
+            first = last + 1
+
     async def uid_search(self, *criteria: str) -> list[int]:
         """``UID SEARCH criteria`` (RFC 3501 §6.4.4); SEARCH or ESEARCH (RFC 4731) answers alike."""
         response = await self.command(self.client.uid_search(*criteria, charset=None), "UID SEARCH")

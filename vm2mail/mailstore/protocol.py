@@ -102,11 +102,20 @@ class Fetched:
 
     uid: int
     flags: frozenset[str] | None = None
-    internaldate: datetime | None = None
+    raw_internaldate: bytes | None = None  # parsed on demand: most readers never need it
     size: int = 0
     modseq: int | None = None
     literal: bytes | None = None  # the (last) literal: header fields or the whole message
     audio: bool = False  # its BODYSTRUCTURE (when fetched) has an audio part
+
+    @property
+    def internaldate(self) -> datetime | None:
+        """RFC 3501 date-time, e.g. ``23-Nov-2026 09:00:00 +0000``; None when absent or malformed."""
+        if self.raw_internaldate is None:
+            return None
+        with contextlib.suppress(ValueError):
+            return datetime.strptime(self.raw_internaldate.decode().strip(), "%d-%b-%Y %H:%M:%S %z")
+        return None
 
 
 def parse_fetch(lines: Iterable[Line]) -> dict[int, Fetched]:
@@ -134,10 +143,7 @@ def parse_fetch(lines: Iterable[Line]) -> dict[int, Fetched]:
         if "flags" in fields:
             record.flags = frozenset(fields["flags"].decode("ascii", "replace").split()) - {"\\Recent"}
         if "date" in fields:
-            with contextlib.suppress(ValueError):  # RFC 3501 date-time; a bad one falls back to Date:
-                record.internaldate = datetime.strptime(
-                    fields["date"].decode().strip(), "%d-%b-%Y %H:%M:%S %z"
-                )
+            record.raw_internaldate = fields["date"]
         if "size" in fields:
             record.size = int(fields["size"])
         if "modseq" in fields:

@@ -150,7 +150,7 @@ class Voicemails:
         modseq = view.highestmodseq
         usable = old is not None and old.uidvalidity == view.uidvalidity and old.highestmodseq is not None
         if old is None or not usable or modseq is None or old.listing is None:
-            records = await self._fetch(conn, "1:*", FETCH_ITEMS) if view.messages else {}
+            records = await conn.uid_fetch_all(FETCH_ITEMS, view.uidnext) if view.messages else {}
             view.uids = set(records)
             view.entries = {e.uid: e for e in entries_from(records.values())}
             ordered = sort_entries(view.entries.values())
@@ -173,12 +173,7 @@ class Voicemails:
                         ordered[_position(ordered, entry)] = now  # flags do not change the order
                         tally = tally.changed(removed=[entry], added=[now])
             if view.uidnext > last + 1:
-                # "n:*" always includes the highest UID (RFC 3501 §6.4.8): keep only really new ones.
-                fresh = {
-                    u: r
-                    for u, r in (await self._fetch(conn, f"{last + 1}:*", FETCH_ITEMS)).items()
-                    if u > last
-                }
+                fresh = await conn.uid_fetch_all(FETCH_ITEMS, view.uidnext, first=last + 1)
                 view.uids.update(fresh)
                 for entry in entries_from(fresh.values()):
                     view.entries[entry.uid] = entry

@@ -172,7 +172,7 @@ class FolderSession:
             log.warning("watch %s %r: UIDVALIDITY changed; full resync", self.mailbox.id, self.folder)
         before = state.entries
         if fresh:
-            uids, entries = await self._full(conn, messages)
+            uids, entries = await self._full(conn, messages, uidnext)
         elif (
             modseq is not None
             and not expunged
@@ -200,8 +200,10 @@ class FolderSession:
         assert status is not None  # without missing_ok a missing folder raises
         return status
 
-    async def _full(self, conn: ImapConnection, messages: int) -> tuple[set[int], dict[int, Entry]]:
-        records = await conn.uid_fetch("1:*", FETCH_ITEMS) if messages else {}
+    async def _full(
+        self, conn: ImapConnection, messages: int, uidnext: int
+    ) -> tuple[set[int], dict[int, Entry]]:
+        records = await conn.uid_fetch_all(FETCH_ITEMS, uidnext) if messages else {}
         return set(records), {e.uid: e for e in entries_from(records.values())}
 
     async def _incremental(
@@ -213,8 +215,10 @@ class FolderSession:
         if last:
             # RFC 7162 §3.1.4: only the messages whose flags changed since the modseq we saw; without
             # CONDSTORE all of them, and the UIDs that answer are exactly the known ones still there.
-            changedsince = f" (CHANGEDSINCE {since})" if since is not None else ""
-            changed = await conn.uid_fetch(f"1:{last}", f"(UID FLAGS){changedsince}")
+            if since is None:
+                changed = await conn.uid_fetch_all("(UID FLAGS)", last + 1)
+            else:
+                changed = await conn.uid_fetch(f"1:{last}", f"(UID FLAGS) (CHANGEDSINCE {since})")
             if since is None:
                 uids = {u for u in changed if u <= last}
                 entries = {u: e for u, e in entries.items() if u in uids}
@@ -225,9 +229,7 @@ class FolderSession:
                     entries[uid] = _with_flags(entry, record.flags)
         if uidnext > last + 1:
             # "n:*" always names the highest UID (RFC 3501 §6.4.8): keep only the really new ones.
-            fresh = {
-                u: r for u, r in (await conn.uid_fetch(f"{last + 1}:*", FETCH_ITEMS)).items() if u > last
-            }
+            fresh = await conn.uid_fetch_all(FETCH_ITEMS, uidnext, first=last + 1)
             uids.update(fresh)
             entries.update((e.uid, e) for e in entries_from(fresh.values()))
         if expunged or len(uids) != messages:  # (always right without CONDSTORE unless racing)
