@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.policy
+import json
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
@@ -11,12 +12,16 @@ from tests.e2e.harness import post_recording_callback
 from tests.fixtures.twilio import make_wav, run
 from tests.menu.conftest import MenuEnv
 from tests.menu.walker import Page, Walker, ffprobe_seconds, plain_mail
+from vm2mail import signing
 
 
 def uid_of(page: Page) -> str:
-    """The Play URL identifies the message (signed); equal URLs mean the same message."""
+    """The message a Play URL names: mailbox, folder and UID from its signed token (not its expiry,
+    which moves on with the clock, so two URLs for the same message signed a second apart differ)."""
     [url] = page.plays
-    return url
+    token = url.rsplit("/", 1)[1].removesuffix(".mp3")
+    mailbox, folder, uid, _expires = json.loads(signing.unb64(token.partition(".")[0]))
+    return f"{mailbox}/{folder}/{uid}"
 
 
 async def audio_seconds(walker: Walker, page: Page) -> float:

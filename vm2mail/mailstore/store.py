@@ -15,6 +15,7 @@ from vm2mail.config.model import ImapConfig, Mailbox
 from vm2mail.errors import MailStoreError
 from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.folders import quote
+from vm2mail.mailstore.view import FolderViews
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class ImapStore:
     def __init__(self, cfg: ImapConfig) -> None:
         self.cfg = cfg
         self._pools: dict[str, Pool] = {}
+        self.views = FolderViews()  # the live folder views every reader of this gateway shares
 
     # -- credentials -----------------------------------------------------------------------------------
 

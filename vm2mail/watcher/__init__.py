@@ -3,7 +3,7 @@
 Layer: core. May import: jobs, notify, services, config, errors and the base modules; never edges.
 """
 
-from vm2mail.watcher.state import FolderState, WatchEvent
+from vm2mail.watcher.state import WatchEvent
 from vm2mail.watcher.watcher import Watcher
 
-__all__ = ["FolderState", "WatchEvent", "Watcher"]
+__all__ = ["WatchEvent", "Watcher"]

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from vm2mail.config.model import Mailbox
 from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.folders import quote
+from vm2mail.mailstore.view import FolderView
 from vm2mail.mailstore.voicemails import KINDS, uid_set
-from vm2mail.watcher.state import FolderState
 
 if TYPE_CHECKING:
     from vm2mail.watcher.watcher import Watcher
@@ -53,7 +53,7 @@ async def find_trash(conn: ImapConnection) -> str:
 
 
 async def expire(
-    watcher: Watcher, conn: ImapConnection, mailbox: Mailbox, state: FolderState, trash: str
+    watcher: Watcher, conn: ImapConnection, mailbox: Mailbox, state: FolderView, trash: str
 ) -> list[int]:
     """Move voicemails older than ``retention_days`` (by INTERNALDATE) to ``trash``; their old UIDs.
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,10 +12,9 @@ from vm2mail.backoff import backoff as retry_delay
 from vm2mail.config.model import ImapConfig, Mailbox, WatcherConfig
 from vm2mail.errors import MailStoreError
 from vm2mail.mailstore.connection import ImapConnection
-from vm2mail.mailstore.entries import entries_from
 from vm2mail.mailstore.protocol import Status
-from vm2mail.mailstore.voicemails import FETCH_ITEMS, Entry
-from vm2mail.watcher.state import FolderState, WatchEvent, diff
+from vm2mail.mailstore.view import Change, FolderView
+from vm2mail.watcher.state import WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +32,13 @@ def backoff(failures: int) -> float:
 
 
 class FolderSession:
-    """Keeps ``state`` equal to the folder: IDLE (RFC 2177) or polling, reconnecting after any failure.
+    """Keeps the folder's live view current: IDLE (RFC 2177) or polling, reconnecting after any failure.
 
     Untagged responses are only wake-up hints (aioimaplib drops some, FIELD-NOTES); the truth comes
-    from a resync: STATUS, then RFC 7162 ``UID FETCH (FLAGS) (CHANGEDSINCE modseq)`` for known UIDs,
-    a header fetch for UIDs above the last one seen, and ``UID SEARCH ALL`` when the message count
-    says something was expunged. Because the resync starts from the last HIGHESTMODSEQ, changes made
-    while the connection was down are found after the reconnect like any other.
+    from a resync of the view (``FolderView.sync``: STATUS, then only what changed). Because the
+    resync starts from the last HIGHESTMODSEQ, changes made while the connection was down are found
+    after the reconnect like any other. The session hears of every change to the view, also those a
+    menu step found first, and hands them to the watcher after its next sync.
     """
 
     def __init__(
@@ -51,6 +49,7 @@ class FolderSession:
         login: str,
         password: str,
         on_sync: SyncHook,
+        view: FolderView | None = None,
     ) -> None:
         self.imap = imap
         self.watcher = watcher
@@ -59,13 +58,36 @@ class FolderSession:
         self.login = login
         self._password = password
         self._on_sync = on_sync
-        self.state = FolderState()
+        # The gateway's live view of the folder (shared with the menu and every other reader): this
+        # session keeps it current from IDLE and hears of every change, whoever found it.
+        self.view = view if view is not None else FolderView(login, mailbox.folder)
+        self._pending: list[WatchEvent] = []
+        self._syncing = False
         self.conn: ImapConnection | None = None
         self.online = False
         self.syncs = 0
         self.reconnects = 0
         self._nudge = asyncio.Event()
         self._expunge_hint = False  # an IDLE push announced EXPUNGE/VANISHED
+
+    @property
+    def state(self) -> FolderView:
+        return self.view
+
+    def _changed(self, view: FolderView, changes: list[Change]) -> None:
+        self._pending.extend(
+            WatchEvent(
+                kind=c.kind,
+                mailbox=self.mailbox,
+                folder=self.folder,
+                entry=c.entry,
+                previous=c.previous,
+                initial=c.initial,
+            )
+            for c in changes
+        )
+        if not self._syncing:
+            self.nudge()  # another reader (the menu) found these: report them from this session soon
 
     def key(self) -> tuple[Any, ...]:
         """What needs a new connection when it changes (credentials, server, folder, timings)."""
@@ -78,6 +100,19 @@ class FolderSession:
     # -- the connection loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        unsubscribe = self.view.subscribe(self._changed)
+        if self.view.synced:
+            # Read before this session started (by the menu, or an earlier session): report what is
+            # there as at any first sync.
+            self._changed(
+                self.view, [Change(kind="new", entry=e, initial=True) for e in self.view.listing.entries]
+            )
+        try:
+            await self._run()
+        finally:
+            unsubscribe()
+
+    async def _run(self) -> None:
         failures = 0
         while True:
             conn: ImapConnection | None = None
@@ -147,51 +182,20 @@ class FolderSession:
         pushes = await conn.noop()  # raises on an untagged NO/BAD/BYE: a new session is needed
         expunged = self._expunge_hint or "expunge" in pushes
         self._expunge_hint = False
-        status = await self._status(conn)
-        events: list[WatchEvent] = []
-        for _ in range(_MAX_ROUNDS):
-            events += await self._round(conn, status, expunged)
-            expunged = False
-            after = await self._status(conn)
-            if after == status:
-                break
-            status = after
-        else:
-            self.nudge()  # a folder changing this fast: carry on after the events so far
+        self._syncing = True
+        try:
+            for _ in range(_MAX_ROUNDS):
+                status, _changes = await self.view.sync(conn, expunged=expunged)
+                expunged = False
+                if await self._status(conn) == status:
+                    break
+            else:
+                self.nudge()  # a folder changing this fast: carry on after the events so far
+        finally:
+            self._syncing = False
         self.syncs += 1
+        events, self._pending = self._pending, []
         await self._on_sync(self, conn, events)
-
-    async def _round(self, conn: ImapConnection, status: Status, expunged: bool) -> list[WatchEvent]:
-        """Apply one STATUS snapshot to ``state``; the events it implies."""
-        state = self.state
-        uidvalidity, messages = status.uidvalidity, status.messages
-        modseq, uidnext = status.highestmodseq, status.uidnext
-        fresh = not state.synced or state.uidvalidity != uidvalidity
-        if state.synced and state.uidvalidity != uidvalidity:
-            # RFC 3501 §2.3.1.1: a new UIDVALIDITY invalidates every UID we knew (folder re-created).
-            log.warning("watch %s %r: UIDVALIDITY changed; full resync", self.mailbox.id, self.folder)
-        before = state.entries
-        if fresh:
-            uids, entries = await self._full(conn, messages, uidnext)
-        elif (
-            modseq is not None
-            and not expunged
-            and (modseq, uidnext, messages) == (state.highestmodseq, state.uidnext, len(state.uids))
-        ):
-            return []  # RFC 7162 §3.1.2.1: nothing changed
-        else:
-            # Without CONDSTORE (modseq None) the flags of every known message are read, but never
-            # their headers again: a change in a folder of 10,000 stays a ~0.1 s affair.
-            since = state.highestmodseq if modseq is not None else None
-            uids, entries = await self._incremental(conn, messages, uidnext, since, expunged)
-        state.uidvalidity, state.highestmodseq, state.uidnext, state.messages = (
-            uidvalidity,
-            modseq,
-            uidnext,
-            messages,
-        )
-        state.uids, state.entries, state.synced = uids, entries, True
-        return diff(self.mailbox, self.folder, {} if fresh else before, entries, initial=fresh)
 
     async def _status(self, conn: ImapConnection) -> Status:
         # A reply without UIDVALIDITY/MESSAGES: the folder vanished under us (deleted by the user):
@@ -199,45 +203,3 @@ class FolderSession:
         status = await conn.status(self.folder, incomplete_breaks=True)
         assert status is not None  # without missing_ok a missing folder raises
         return status
-
-    async def _full(
-        self, conn: ImapConnection, messages: int, uidnext: int
-    ) -> tuple[set[int], dict[int, Entry]]:
-        records = await conn.uid_fetch_all(FETCH_ITEMS, uidnext) if messages else {}
-        return set(records), {e.uid: e for e in entries_from(records.values())}
-
-    async def _incremental(
-        self, conn: ImapConnection, messages: int, uidnext: int, since: int | None, expunged: bool
-    ) -> tuple[set[int], dict[int, Entry]]:
-        state = self.state
-        uids, entries = set(state.uids), dict(state.entries)
-        last = max(uids, default=0)
-        if last:
-            # RFC 7162 §3.1.4: only the messages whose flags changed since the modseq we saw; without
-            # CONDSTORE all of them, and the UIDs that answer are exactly the known ones still there.
-            if since is None:
-                changed = await conn.uid_fetch_all("(UID FLAGS)", last + 1)
-            else:
-                changed = await conn.uid_fetch(f"1:{last}", f"(UID FLAGS) (CHANGEDSINCE {since})")
-            if since is None:
-                uids = {u for u in changed if u <= last}
-                entries = {u: e for u, e in entries.items() if u in uids}
-                expunged = False
-            for uid, record in changed.items():
-                entry = entries.get(uid)
-                if entry is not None and record.flags is not None and record.flags != entry.flags:
-                    entries[uid] = _with_flags(entry, record.flags)
-        if uidnext > last + 1:
-            # "n:*" always names the highest UID (RFC 3501 §6.4.8): keep only the really new ones.
-            fresh = await conn.uid_fetch_all(FETCH_ITEMS, uidnext, first=last + 1)
-            uids.update(fresh)
-            entries.update((e.uid, e) for e in entries_from(fresh.values()))
-        if expunged or len(uids) != messages:  # (always right without CONDSTORE unless racing)
-            # Expunged or moved away by someone (RFC 3501 §6.4.4): learn which UIDs remain.
-            uids = set(await conn.uid_search("ALL"))
-            entries = {u: e for u, e in entries.items() if u in uids}
-        return uids, entries
-
-
-def _with_flags(entry: Entry, flags: frozenset[str]) -> Entry:
-    return dataclasses.replace(entry, flags=flags)

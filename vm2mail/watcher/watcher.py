@@ -132,8 +132,9 @@ class Watcher:
                 except MailStoreError as exc:
                     log.warning("mailbox %s not watched: %s", box.id, exc)
                     continue
+                view = self.store.views.get(login, box.folder)
                 wanted[box.id] = FolderSession(
-                    config.imap, config.watcher, box, login, password, self._synced
+                    config.imap, config.watcher, box, login, password, self._synced, view
                 )
         for box_id in list(self._sessions):
             session, new = self._sessions[box_id], wanted.get(box_id)
