@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -164,23 +164,31 @@ class ImapCommands:
     async def uid_fetch_all(
         self, items: str, uidnext: int, *, first: int = 1, chunk: int = 200
     ) -> dict[int, Fetched]:
-        """Every message of the selected folder from UID ``first`` on, fetched in UID ranges of ``chunk``.
+        """Every message of the selected folder from UID ``first`` on (see ``uid_fetch_ranges``)."""
+        records: dict[int, Fetched] = {}
+        async for part in self.uid_fetch_ranges(items, uidnext, first=first, chunk=chunk):
+            records.update(part)
+        return records
+
+    async def uid_fetch_ranges(
+        self, items: str, uidnext: int, *, first: int = 1, chunk: int = 200
+    ) -> AsyncIterator[dict[int, Fetched]]:
+        """The messages from UID ``first`` on, one UID range of ``chunk`` at a time.
 
         One ``UID FETCH 1:*`` of 10,000 messages arrives as megabytes that aioimaplib handles in a few
         long callbacks (its line splitting copies the rest of each read), stalling the event loop for
-        up to a second; ranges keep each reply small, and the loop runs other work between them.
+        up to a second; ranges keep each reply small, and the loop runs other work between them (as
+        does the caller, when it digests each range before asking for the next).
         ``uidnext`` (from STATUS) bounds the ranges; the last one is open (``n:*``) for late arrivals.
         """
-        records: dict[int, Fetched] = {}
         while True:
             last = first + chunk - 1
             if last + 1 >= uidnext:
                 # "n:*" always names the highest UID (RFC 3501 §6.4.8): keep only those in range.
-                records.update(
-                    (u, r) for u, r in (await self.uid_fetch(f"{first}:*", items)).items() if u >= first
-                )
-                return records
-            records.update(await self.uid_fetch(f"{first}:{last}", items))
+                tail = await self.uid_fetch(f"{first}:*", items)
+                yield {u: r for u, r in tail.items() if u >= first}
+                return
+            yield await self.uid_fetch(f"{first}:{last}", items)
             first = last + 1
 
     async def uid_search(self, *criteria: str) -> list[int]:

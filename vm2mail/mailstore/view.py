@@ -47,6 +47,8 @@ from vm2mail.mailstore.protocol import Status
 log = logging.getLogger(__name__)
 
 ChangeKind = Literal["new", "flags", "removed"]
+# A flags-only FETCH line is ~60 bytes: bigger ranges than for headers keep the round trips few.
+FLAGS_CHUNK = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,9 +157,12 @@ class FolderView:
         return changes
 
     async def _full(self, conn: ImapConnection, status: Status) -> list[Change]:
-        records = await conn.uid_fetch_all(FETCH_ITEMS, status.uidnext) if status.messages else {}
-        self.uids = set(records)
-        self.entries = {e.uid: e for e in entries_from(records.values())}
+        self.uids, self.entries = set(), {}
+        if status.messages:
+            # Each range is digested before the next is asked for: no long stretch without a yield.
+            async for records in conn.uid_fetch_ranges(FETCH_ITEMS, status.uidnext):
+                self.uids.update(records)
+                self.entries.update((e.uid, e) for e in entries_from(records.values()))
         self._ordered = sort_entries(self.entries.values())
         self._tally = Counts.of(self._ordered)
         return [Change(kind="new", entry=e, initial=True) for e in self._ordered]
@@ -175,7 +180,7 @@ class FolderView:
                 changed = await conn.uid_fetch(f"1:{last}", items)
             else:
                 # No CONDSTORE: every known message's flags; those that answer are those still there.
-                changed = await conn.uid_fetch_all("(UID FLAGS)", last + 1)
+                changed = await conn.uid_fetch_all("(UID FLAGS)", last + 1, chunk=FLAGS_CHUNK)
                 remaining = {u for u in changed if u <= last}
             for uid, record in changed.items():
                 entry = self.entries.get(uid)
@@ -186,13 +191,13 @@ class FolderView:
                     changes.append(Change(kind="flags", entry=now, previous=entry))
         fresh: set[int] = set()
         if status.uidnext > last + 1:
-            records = await conn.uid_fetch_all(FETCH_ITEMS, status.uidnext, first=last + 1)
-            fresh = set(records)
-            for entry in sort_entries(entries_from(records.values())):
-                self.entries[entry.uid] = entry
-                bisect.insort(self._ordered, entry, key=entry_order)
-                self._tally = self._tally.changed(added=[entry])
-                changes.append(Change(kind="new", entry=entry))
+            async for records in conn.uid_fetch_ranges(FETCH_ITEMS, status.uidnext, first=last + 1):
+                fresh.update(records)
+                for entry in sort_entries(entries_from(records.values())):
+                    self.entries[entry.uid] = entry
+                    bisect.insort(self._ordered, entry, key=entry_order)
+                    self._tally = self._tally.changed(added=[entry])
+                    changes.append(Change(kind="new", entry=entry))
         if remaining is None and (expunged or len(self.uids) + len(fresh) != status.messages):
             # Expunged or moved away by someone (RFC 3501 §6.4.4): learn which UIDs remain.
             remaining = set(await conn.uid_search("ALL"))
