@@ -39,6 +39,10 @@ from vm2mail.mailstore.protocol import (
 
 log = logging.getLogger("vm2mail.mailstore.connection")
 T = TypeVar("T")
+# UIDs per FETCH in uid_fetch_ranges. aioimaplib copies the rest of each socket read once per line, so
+# its cost grows with the square of the read size; replies of ~50 messages (~20 KB) keep reads small,
+# and the extra round trips cost less than that copying (measured on 10,000 messages).
+RANGE = 50
 
 # aioimaplib has no METADATA commands (FIELD-NOTES): register them. Sync execution makes every untagged
 # "* METADATA" line, literals included, part of the pending command's response.
@@ -162,7 +166,7 @@ class ImapCommands:
         return parse_fetch(untagged(response))
 
     async def uid_fetch_all(
-        self, items: str, uidnext: int, *, first: int = 1, chunk: int = 200
+        self, items: str, uidnext: int, *, first: int = 1, chunk: int = RANGE
     ) -> dict[int, Fetched]:
         """Every message of the selected folder from UID ``first`` on (see ``uid_fetch_ranges``)."""
         records: dict[int, Fetched] = {}
@@ -171,7 +175,7 @@ class ImapCommands:
         return records
 
     async def uid_fetch_ranges(
-        self, items: str, uidnext: int, *, first: int = 1, chunk: int = 200
+        self, items: str, uidnext: int, *, first: int = 1, chunk: int = RANGE
     ) -> AsyncIterator[dict[int, Fetched]]:
         """The messages from UID ``first`` on, one UID range of ``chunk`` at a time.
 

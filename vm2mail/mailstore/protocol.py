@@ -133,9 +133,9 @@ def parse_fetch(lines: Iterable[Line]) -> dict[int, Fetched]:
         text = b" ".join(parts)
         fields: dict[str, bytes] = {}
         for match in _ATTRS.finditer(text):
-            for key, value in match.groupdict().items():
-                if value is not None:
-                    fields.setdefault(key, value)
+            key = match.lastgroup  # each alternative has one named group: the one that matched
+            if key is not None and key not in fields:
+                fields[key] = match.group(key)
         if "uid" not in fields:
             return
         uid = int(fields["uid"])
