@@ -8,8 +8,10 @@ named after it fails here, before anything subtler breaks in the watcher or the 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import logging
+import os
 from collections.abc import Callable
 
 import aioimaplib
@@ -17,7 +19,8 @@ import pytest
 from aioimaplib import aioimaplib as internals
 
 from tests.fixtures.dovecot import MailClient
-from vm2mail.devstack.dovecot import DevDovecot
+from vm2mail.devstack.dovecot import MAIL_GID, MAIL_UID, DevDovecot
+from vm2mail.mailstore import aiofix
 from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.protocol import parse_fetch, untagged
 
@@ -117,3 +120,46 @@ def test_logs_do_not_show_login_arguments(
     sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Sending")]
     assert any("LOGIN (arguments redacted by vm2mail)" in m for m in sent)
     assert not any(password in r.getMessage() for r in caplog.records)
+
+
+# sha256 of aioimaplib 2.0.3's IMAP4ClientProtocol._handle_responses, which mailstore/aiofix.py copies
+# as a loop. A new aioimaplib changes this: compare the new function with the copy, then update both.
+HANDLE_RESPONSES_SHA256 = "b85f6640b4ca5fe68483cf9c7ab007e5b4b1d5534718654e60d0894fefafc707"
+
+
+def test_response_reader_copied_by_aiofix_is_unchanged() -> None:
+    source = inspect.getsource(aiofix.ORIGINAL)
+    assert hashlib.sha256(source.encode()).hexdigest() == HANDLE_RESPONSES_SHA256
+    assert internals.IMAP4ClientProtocol._handle_responses is aiofix._handle_responses
+
+
+def fill(dovecot: DevDovecot, user: str, client: MailClient, count: int) -> None:
+    """``count`` small messages in Voicemail, written as Maildir files (seconds instead of minutes)."""
+    client.create_folder("Voicemail")
+    local, domain = user.split("@")
+    cur = dovecot.mail_root / domain / local / "Maildir" / ".Voicemail" / "cur"
+    for n in range(count):
+        path = cur / f"1700000000.M{n}P1.test,S=40:2,"
+        path.write_bytes(f"Subject: {n}\r\nMessage-ID: <{n}@x>\r\n\r\nhi\r\n".encode())
+        os.chown(path, MAIL_UID, MAIL_GID)
+
+
+def test_a_reply_of_thousands_of_short_lines_keeps_the_connection(
+    dovecot: DevDovecot, imap_account: Account, mail_client: Callable[[str, str], MailClient]
+) -> None:
+    """One UID FETCH of 3,000 flag lines: ~1,000 lines per socket read, past aioimaplib's own
+    recursive reader (RecursionError in data_received, connection lost); the loop in aiofix reads it."""
+    user, password = imap_account()
+    fill(dovecot, user, mail_client(user, password), 3000)
+
+    async def main() -> None:
+        conn = await ImapConnection.open(dovecot.imap_config(), user, password)
+        try:
+            assert await conn.select("Voicemail")
+            records = await conn.uid_fetch("1:*", "(UID FLAGS)")
+            assert len(records) == 3000 and conn.alive
+            assert len(await conn.uid_search("ALL")) == 3000
+        finally:
+            await conn.logout()
+
+    asyncio.run(main())

@@ -14,6 +14,7 @@ import aioimaplib
 
 from vm2mail.config.model import ImapConfig
 from vm2mail.errors import MailStoreError
+from vm2mail.mailstore import aiofix
 from vm2mail.mailstore.commands import ImapCommands
 from vm2mail.mailstore.folders import quote
 from vm2mail.mailstore.protocol import parse_list, status_text, untagged
@@ -35,6 +36,7 @@ class _RedactLogin(logging.Filter):
 
 
 logging.getLogger("aioimaplib.aioimaplib").addFilter(_RedactLogin())
+aiofix.install()  # a reply of ~1,000 short lines would otherwise end the connection (aiofix.py)
 
 
 def ssl_context(cfg: ImapConfig) -> ssl.SSLContext:

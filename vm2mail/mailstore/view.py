@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 ChangeKind = Literal["new", "flags", "removed"]
 # A flags-only FETCH line is ~60 bytes: bigger ranges than for headers keep the round trips few.
-FLAGS_CHUNK = 1000
+FLAGS_CHUNK = 500
 
 
 @dataclass(frozen=True, kw_only=True)
