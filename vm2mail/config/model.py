@@ -21,6 +21,8 @@ class ServerConfig:
     # HMAC key for signed media URLs and menu state; read from env/file, never logged.
     secret_key: str = field(repr=False)
     log_format: str = "text"  # text | json
+    # What a caller may wait for the mail store (greeting, full check, a menu step); then cache/default.
+    call_budget_seconds: float = 1.5
 
     @property
     def public_host(self) -> str:

@@ -9,9 +9,11 @@ from aiohttp import web
 
 from vm2mail.config.model import Mailbox
 from vm2mail.errors import MailStoreError, SignatureError
+from vm2mail.mailstore.greetings import Greeting
 from vm2mail.menu.call import MenuDeps
 from vm2mail.menu.flow import Menu
 from vm2mail.telephony import prompts, twiml
+from vm2mail.telephony.callpath import CachedLookup, within
 from vm2mail.telephony.webhooks import form_of
 
 log = logging.getLogger(__name__)
@@ -24,8 +26,12 @@ def add_menu_routes(app: web.Application, deps: MenuDeps) -> None:
     async def handle(request: web.Request) -> web.Response:
         form = await form_of(request)
         call_sid = form.get("CallSid", "")[:34]
+        budget = deps.config().server.call_budget_seconds
         try:
-            document = await menu.step(form, request.query.get("s"), call_sid)
+            # A hung mail store must not leave the caller in silence until Twilio gives up (15 s).
+            answered, document = await within(budget, menu.step(form, request.query.get("s"), call_sid))
+            if not answered or document is None:
+                raise MailStoreError(f"no answer from the mail store within {budget:.1f}s", temporary=True)
         except SignatureError as exc:
             log.warning("call %s: menu state refused: %s", call_sid or "?", exc)
             return web.Response(status=403, text="Forbidden: invalid menu state\n", content_type="text/plain")
@@ -42,12 +48,13 @@ def add_menu_routes(app: web.Application, deps: MenuDeps) -> None:
 def greeting_url(deps: MenuDeps) -> Callable[[Mailbox], Awaitable[str | None]]:
     """For the call flow: the signed URL of the mailbox's recorded greeting, None for the spoken one."""
 
+    # Cache-first (callpath): the greeting last found plays while IMAP is slow or away; the URL is
+    # signed afresh for every call because it expires after menu.media_ttl_seconds.
+    cache = CachedLookup[Greeting | None]("greeting lookup")
+
     async def lookup(mailbox: Mailbox) -> str | None:
-        try:
-            greeting = await deps.greetings.current(mailbox)
-        except MailStoreError as exc:
-            log.warning("mailbox %s: greeting not readable, using the spoken one: %s", mailbox.id, exc)
-            return None
+        budget = deps.config().server.call_budget_seconds
+        greeting = await cache.get(mailbox.id, lambda: deps.greetings.current(mailbox), None, budget)
         if greeting is None:
             return None
         return deps.playback.url(mailbox, greeting.folder, greeting.uid)
