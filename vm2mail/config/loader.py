@@ -80,6 +80,7 @@ def _twilio(source: Source, data: Any) -> TwilioConfig:
         api_base_url=s.get("api_base_url", str, "https://api.twilio.com", url).rstrip("/"),
         delete_recordings=s.get("delete_recordings", bool, True),
         sms_from=s.get("sms_from", str, None, e164),
+        timeout_seconds=s.get("timeout_seconds", float, 30.0, positive),
     )
     s.done()
     parts = urlsplit(config.api_base_url)
