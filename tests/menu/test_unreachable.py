@@ -44,8 +44,8 @@ def test_login_against_a_hung_server_is_answered_in_time_with_cannot_be_reached(
             assert SPOKEN[language] in page.text, page.body
             assert "<Hangup" in page.body
             faulty_imap.mode = PASS
-            # The server is back: a later call logs in as usual (Dovecot may first answer the
-            # logins it held meanwhile with a temporary failure).
+            # The server is back: a later call logs in as usual (polling, since the logins the proxy
+            # held meanwhile reach Dovecot first).
             deadline = time.monotonic() + 30
             while True:
                 walker = env.walker(session, gateway, caller=OWNER)

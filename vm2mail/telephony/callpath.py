@@ -62,13 +62,6 @@ class CachedLookup(Generic[T]):
             return
         self._values[key] = task.result()
 
-    async def close(self) -> None:
-        """Cancel lookups still running (shutdown), so none outlives the IMAP store it reads."""
-        tasks = list(self._inflight.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
 
 async def within(budget: float, step: Awaitable[T]) -> tuple[bool, T | None]:
     """(True, result) when ``step`` finishes within ``budget`` seconds, else (False, None).
