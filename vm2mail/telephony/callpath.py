@@ -32,19 +32,22 @@ class CachedLookup(Generic[T]):
         self.what = what  # for log lines: "greeting", "mailbox-full"
         self._values: dict[str, T] = {}
         self._inflight: dict[str, asyncio.Task[T]] = {}
-
-    def cached(self, key: str) -> T | None:
-        return self._values.get(key)
+        self._started: dict[str, float] = {}  # loop time each in-flight lookup began
 
     async def get(self, key: str, fetch: Callable[[], Awaitable[T]], default: T, budget: float) -> T:
         """The value for ``key``: fresh within ``budget`` seconds, else cached, else ``default``."""
+        loop = asyncio.get_running_loop()
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.ensure_future(fetch())
             self._inflight[key] = task
+            self._started[key] = loop.time()
             task.add_done_callback(lambda done: self._settle(key, done))
+        # A lookup already late for an earlier caller will not be in time for this one either: during
+        # an outage every caller after the first is answered from the cache at once.
+        wait = max(0.0, self._started[key] + budget - loop.time())
         # asyncio.wait never cancels the task it waits for: a late lookup still refreshes the cache.
-        done, _ = await asyncio.wait({task}, timeout=budget)
+        done, _ = await asyncio.wait({task}, timeout=wait)
         if task in done and not task.cancelled() and task.exception() is None:
             return task.result()
         if task not in done:
