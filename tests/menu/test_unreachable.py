@@ -26,11 +26,11 @@ def test_login_against_a_hung_server_is_answered_in_time_with_cannot_be_reached(
 ) -> None:
     env = menu_env(language=language)
     stack = env.stack
+    # Only the mailbox speaks ``language``; the gateway's default stays en-US.
     stack.config = replace(
-        stack.config,
-        imap=replace(stack.config.imap, port=faulty_imap.port, security="none"),
-        defaults=replace(stack.config.defaults, language=language),
+        stack.config, imap=replace(stack.config.imap, port=faulty_imap.port, security="none")
     )
+    assert stack.config.defaults.language == "en-US" and env.box.language == language
 
     async def scenario() -> None:
         async with env.up() as gateway, env.session() as session:

@@ -7,16 +7,19 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from vm2mail.config.model import Mailbox
+from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import MailStoreError, SignatureError
 from vm2mail.mailstore.greetings import Greeting
 from vm2mail.menu.call import MenuDeps
 from vm2mail.menu.flow import Menu
+from vm2mail.menu.state import decode
 from vm2mail.telephony import prompts, twiml
 from vm2mail.telephony.callpath import CachedLookup, within
 from vm2mail.telephony.webhooks import form_of
 
 log = logging.getLogger(__name__)
+
+UNAVAILABLE = "menu-unavailable.j2"
 
 
 def add_menu_routes(app: web.Application, deps: MenuDeps) -> None:
@@ -38,11 +41,22 @@ def add_menu_routes(app: web.Application, deps: MenuDeps) -> None:
         except MailStoreError as exc:
             # The IMAP server is the only truth: without it, say so and end the call (never guess).
             log.error("call %s: menu step failed, mail store unavailable: %s", call_sid or "?", exc)
-            prompt = prompts.service_prompt(deps.config(), "menu-unavailable.j2")
-            document = twiml.say_and_hangup(prompt)
+            document = twiml.say_and_hangup(_unavailable(deps.config(), request.query.get("s"), call_sid))
         return web.Response(text=document, content_type="application/xml")
 
     app.router.add_post(twiml.MENU_PATH, handle)
+
+
+def _unavailable(config: Config, token: str | None, call_sid: str) -> prompts.Prompt:
+    """ "Cannot be reached", in the language of the mailbox the call is about when the state names one."""
+    try:
+        state = decode(config.server.secret_key, token, call_sid=call_sid) if token else None
+    except SignatureError:
+        state = None
+    mailbox = config.mailboxes.get(state.mailbox or "") if state is not None else None
+    if mailbox is not None:
+        return prompts.mailbox_prompt(config, mailbox, UNAVAILABLE)
+    return prompts.service_prompt(config, UNAVAILABLE)
 
 
 def greeting_url(deps: MenuDeps) -> Callable[[Mailbox], Awaitable[str | None]]:
