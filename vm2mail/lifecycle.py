@@ -29,8 +29,10 @@ def run_service(main: Coroutine[Any, Any, None]) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     stuck: list[str] = []
+    failed = True  # until main returns: a forced exit must not turn a failed start into status 0
     try:
         loop.run_until_complete(main)
+        failed = False
     finally:
         try:
             stuck = _cancel_leftovers(loop)
@@ -45,7 +47,7 @@ def run_service(main: Coroutine[Any, Any, None]) -> None:
                 logging.shutdown()
                 sys.stdout.flush()
                 sys.stderr.flush()
-                os._exit(0)
+                os._exit(1 if failed else 0)
             loop.run_until_complete(loop.shutdown_default_executor())
             asyncio.set_event_loop(None)
             loop.close()
