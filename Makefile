@@ -4,15 +4,17 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
-APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks openssl ca-certificates python3-venv
-BINARIES := ffmpeg ffprobe dovecot doveadm gpg sox swaks openssl
+# libnet-ssleay-perl and libio-socket-ssl-perl: swaks needs them for STARTTLS (a recommends, not a depends).
+APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks libnet-ssleay-perl libio-socket-ssl-perl openssl \
+	ca-certificates python3-venv
 
 .PHONY: deps system-deps venv test lint demo bench bench-ingest bench-smtp bench-menu bench-watch clean
 
 deps: system-deps venv
 
 system-deps:
-	@missing=""; for b in $(BINARIES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages (missing:$$missing)"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

@@ -31,7 +31,7 @@ LAYERS: dict[str, set[str]] = {
     "services": {"signing", "crypto", "audio", "twilioapi", "mailstore"},
     "core": {"jobs", "pipeline", "notify", "watcher"},
     "edges": {"telephony", "menu", "smtp", "web", "ops"},
-    "top": {"app", "cli", "migrate", "devstack", "__main__"},
+    "top": {"app", "cli", "migrate", "devstack", "lifecycle", "__main__"},
 }
 ORDER = list(LAYERS)
 # Edges translate the wire; they may share only what is named here (the menu is a telephony flow).

@@ -53,6 +53,7 @@ def _server(source: Source, data: Any) -> ServerConfig:
         log_format=s.get(
             "log_format", str, "text", lambda v: None if v in ("text", "json") else "must be text or json"
         ),
+        call_budget_seconds=s.get("call_budget_seconds", float, 1.5, positive),
     )
     s.done()
     if not config.secret_key:
@@ -79,6 +80,7 @@ def _twilio(source: Source, data: Any) -> TwilioConfig:
         api_base_url=s.get("api_base_url", str, "https://api.twilio.com", url).rstrip("/"),
         delete_recordings=s.get("delete_recordings", bool, True),
         sms_from=s.get("sms_from", str, None, e164),
+        timeout_seconds=s.get("timeout_seconds", float, 30.0, positive),
     )
     s.done()
     parts = urlsplit(config.api_base_url)

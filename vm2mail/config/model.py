@@ -21,6 +21,8 @@ class ServerConfig:
     # HMAC key for signed media URLs and menu state; read from env/file, never logged.
     secret_key: str = field(repr=False)
     log_format: str = "text"  # text | json
+    # What a caller may wait for the mail store (greeting, full check, a menu step); then cache/default.
+    call_budget_seconds: float = 1.5
 
     @property
     def public_host(self) -> str:
@@ -34,6 +36,8 @@ class TwilioConfig:
     api_base_url: str = "https://api.twilio.com"
     delete_recordings: bool = True
     sms_from: str | None = None
+    # REST calls and recording downloads: a Twilio (or network) silent this long fails the attempt.
+    timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +90,7 @@ class SmtpRelayConfig:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     sender: str  # envelope and header From, e.g. "voicemail@vm.example.com"
+    timeout_seconds: float = 30.0  # per connect, read and write: a silent relay fails the attempt
 
 
 @dataclass(frozen=True, kw_only=True)

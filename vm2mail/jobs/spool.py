@@ -61,6 +61,7 @@ class Spool:
         self._ready: list[tuple[float, str]] = []  # heap of (not_before, job id) in new/
         self._queued: set[str] = set()
         self._wakeup: asyncio.Event | None = None
+        self._claimed: set[str] = set()  # jobs this process moved to cur/ and has not settled yet
 
     # -- layout ---------------------------------------------------------------------------------
     def dir(self, state: str) -> Path:
@@ -146,7 +147,26 @@ class Spool:
             os.replace(self.path("new", job_id), self.path("cur", job_id))
         except FileNotFoundError:
             return None  # discarded or claimed meanwhile
+        self._claimed.add(job_id)
         return Job.from_json(self.path("cur", job_id).read_bytes())
+
+    def release_claimed_sync(self) -> list[str]:
+        """Give back every job this process claimed and did not settle (shutdown): cur/ → new/.
+
+        The job goes back as last checkpointed, its attempts unchanged, so the next start (here or
+        on another instance sharing the spool) resumes it; the Message-ID search before APPEND keeps
+        a delivery that was cut off half-way from landing twice. Only this process's claims are
+        touched: a CLI delivery running beside the gateway keeps its own.
+        """
+        released = []
+        for job_id in sorted(self._claimed.copy()):  # worker threads may settle jobs meanwhile
+            with contextlib.suppress(FileNotFoundError):  # settled meanwhile by a worker thread
+                os.replace(self.path("cur", job_id), self.path("new", job_id))
+                released.append(job_id)
+        self._claimed.clear()
+        if released:
+            fsync_dir(self.dir("new"))
+        return released
 
     async def claim(self) -> Job:
         """Wait for the next job whose time has come and move it to cur/."""
@@ -193,6 +213,7 @@ class Spool:
         self._rewrite(job, "cur")
 
     def retry_sync(self, job: Job, delay: float, reason: str) -> None:
+        self._claimed.discard(job.id)
         job.attempts += 1
         job.not_before = time.time() + delay
         job.history.append(f"{_now()}: attempt {job.attempts} failed, retry in {delay:.0f}s: {reason}")
@@ -203,6 +224,7 @@ class Spool:
             self._wakeup.set()
 
     def finish_sync(self, job: Job, note: str = "delivered") -> None:
+        self._claimed.discard(job.id)
         job.history.append(f"{_now()}: {note}")
         self._rewrite(job, "done")
         with contextlib.suppress(FileNotFoundError):
@@ -210,6 +232,7 @@ class Spool:
         self._drop_blob(job)
 
     def fail_sync(self, job: Job, reason: str) -> None:
+        self._claimed.discard(job.id)
         job.history.append(f"{_now()}: FAILED permanently: {reason}")
         self._rewrite(job, "failed")
         with contextlib.suppress(FileNotFoundError):

@@ -99,7 +99,7 @@ class Pipeline:
         except Vm2mailError as exc:
             await self._settle_failure(job, exc, str(exc))
         except asyncio.CancelledError:
-            raise  # shutdown: the job stays in cur/ and is requeued at the next start
+            raise  # shutdown: serve gives the job back to new/ (Spool.release_claimed_sync)
         except Exception as exc:  # a bug must not lose the job: keep it, retry, and say so loudly
             log.exception("job=%s unexpected error", job.id)
             await self._settle_failure(job, Vm2mailError(repr(exc), temporary=True), repr(exc))

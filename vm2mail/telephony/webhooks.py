@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -28,7 +29,7 @@ from vm2mail.jobs.jobs import (
 )
 from vm2mail.jobs.spool import Spool
 from vm2mail.pipeline import callstatus
-from vm2mail.telephony import prompts, twiml
+from vm2mail.telephony import callpath, prompts, twiml
 from vm2mail.telephony.menustate import MenuState
 from vm2mail.telephony.menustate import encode as encode_state
 from vm2mail.telephony.signature import SIGNATURE_HEADER, verify, webhook_url
@@ -182,11 +183,33 @@ class _Webhooks:
 
     def __init__(self, deps: TelephonyDeps) -> None:
         self.deps = deps
+        self.full = callpath.CachedLookup[bool]("mailbox-full check")
+
+    async def _lookups(self, config: Config, mailbox: Mailbox, greeting: bool) -> tuple[bool, str | None]:
+        """(mailbox full?, recorded greeting URL), both within the call budget, side by side (callpath)."""
+        budget = config.server.call_budget_seconds
+        is_full, greeting_url = self.deps.mailbox_full, self.deps.greeting_url
+
+        async def full() -> bool:
+            if is_full is None:
+                return False
+            return await self.full.get(mailbox.id, lambda: is_full(mailbox), False, budget)
+
+        async def recorded() -> str | None:
+            if greeting_url is None or not greeting:
+                return None
+            # greeting_url is cache-first itself (menu.routes); this bound only guards the wiring.
+            ok, url = await callpath.within(budget + 0.2, greeting_url(mailbox))
+            return url if ok else None
+
+        return await asyncio.gather(full(), recorded())
 
     async def _voicemail(
         self, config: Config, mailbox: Mailbox, form: Mapping[str, str], attempt: int = 1
     ) -> str:
-        if self.deps.mailbox_full is not None and await self.deps.mailbox_full(mailbox):
+        # Never a blocking IMAP wait here: a hung mail store must not keep a caller from leaving a message.
+        is_full, recorded = await self._lookups(config, mailbox, greeting=attempt == 1)
+        if is_full:
             log.info("call %s: mailbox %s is full, nothing recorded", form.get("CallSid", "?"), mailbox.id)
             return twiml.say_and_hangup(prompts.mailbox_prompt(config, mailbox, prompts.MAILBOX_FULL))
         caller = caller_number(form.get("From"))
@@ -205,7 +228,6 @@ class _Webhooks:
         )
         menu_action = None
         if attempt == 1:
-            recorded = await self.deps.greeting_url(mailbox) if self.deps.greeting_url else None
             greeting = twiml.Play(recorded) if recorded else greeting
             if mailbox.pin_hash is not None:
                 # `*` during the greeting opens the menu (issue 3); only mailboxes with a PIN have one.
