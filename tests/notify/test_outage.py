@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+
+import pytest
 
 from tests.e2e.harness import Stack
 from tests.notify.conftest import ANNA_PHONE, at, client, drop, flags, notifier_up, voicemail
@@ -68,3 +71,35 @@ def test_reminder_due_during_an_imap_outage_goes_out_right_after_it(
     assert during == 0
     assert len(bodies) == 1 and bodies[0].startswith("Reminder"), bodies
     assert "$Vm2mailReminded1" in flags(s, "201", uid)
+
+
+def test_an_outage_longer_than_the_scan_period_is_probed_at_a_steady_pace(
+    notify_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture
+) -> None:
+    s = notify_stack(watcher={"reminder_check_seconds": 1})
+    clock = RunningClock(at(10, 5))
+
+    async def scenario() -> tuple[int, list[str]]:
+        async with notifier_up(s, clock) as [notifier]:
+            await asyncio.to_thread(s.dovecot.stop)
+            try:
+                loop = asyncio.create_task(notifier.run())
+                await asyncio.sleep(6.0)  # six scan periods with the server away
+                probes = sum("probe for notifications failed" in r.getMessage() for r in caplog.records)
+                raw = voicemail(message_id="<outage-2@vm.example.com>", date=at(10, 0))
+            finally:
+                await asyncio.to_thread(s.dovecot.start)
+            try:
+                await asyncio.to_thread(drop, s, "201", raw, at(10, 0))
+                await until(lambda: bool(s.fake.messages), 60)
+                return probes, [m["To"] for m in s.fake.messages]
+            finally:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+
+    caplog.set_level(logging.DEBUG, "vm2mail.notify.notifier")
+    probes, sent = asyncio.run(scenario())
+    # One probe every RETRY_SECONDS (2 s), not a loop hammering the server: a few in six seconds.
+    assert 1 <= probes <= 6, probes
+    assert sent == [ANNA_PHONE]

@@ -115,6 +115,8 @@ class Notifier:
             if down:
                 down = not await self._reachable()
                 pending = None  # back: scan everything, whatever fell due meanwhile
+                if not down:
+                    log.info("IMAP reachable again: scanning every folder for notices due meanwhile")
             next_at: datetime | None = None
             if not down:
                 full = pending is None or "*" in pending
@@ -130,6 +132,8 @@ class Notifier:
                     next_at = known if next_at is None else min(next_at, known)
                 if self._failed:
                     down = not await self._reachable()
+                    if down:
+                        log.warning("IMAP unreachable: notices wait; probing every %.0f s", RETRY_SECONDS)
             period = float(self._config().watcher.reminder_check_seconds)
             wait = max(0.0, period - (time.monotonic() - last_full))
             if next_at is not None:
@@ -137,10 +141,14 @@ class Notifier:
                 # others then see its keywords in their listing instead of racing for the claim.
                 due_in = max(MIN_WAIT_SECONDS, (next_at - self.now()).total_seconds())
                 wait = min(wait, due_in + random.uniform(0.0, DUE_JITTER_SECONDS))
-            if self._failed:
-                # Down: probe soon. Reachable but a folder failed: retry it sooner than a period, backing off.
-                wait = min(wait, RETRY_SECONDS if down else retry)
-                retry = RETRY_SECONDS if down else min(period, retry * 2)
+            if down:
+                wait = RETRY_SECONDS  # probe at a steady pace, however long ago the last full scan was
+                retry = RETRY_SECONDS
+            elif self._failed:
+                # Reachable but a folder failed (refused, or the server was restarting): retry it sooner
+                # than a period, backing off.
+                wait = min(wait, retry)
+                retry = min(period, retry * 2)
             else:
                 retry = RETRY_SECONDS
             woken = False
@@ -156,7 +164,7 @@ class Notifier:
         try:
             await self.store.ping()
         except (Vm2mailError, OSError) as exc:
-            log.info("IMAP still unreachable for notifications: %s", exc)
+            log.debug("IMAP probe for notifications failed: %s", exc)
             return False
         return True
 
