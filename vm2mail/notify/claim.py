@@ -19,11 +19,16 @@ races two processes hundreds of times against Dovecot and sees exactly one winne
 
 The winner then sets the notice's keywords on the voicemail, so every instance's next listing skips
 it; markers are only the tie-breaker and are pruned after ``KEEP_DAYS`` (a claim re-taken after that
-would need a listing days old). ``release`` removes both after nothing could be sent.
+would need a listing days old). ``release`` removes both after nothing could be sent, and an IMAP
+error before the keywords are set takes the claim back. Only a crash between winning and setting the
+keywords leaves a marker that blocks the notice until pruned: lost rather than sent twice, the same
+trade-off as between claim and send. Taking over a marker that looks abandoned was left out on
+purpose: a paused (not dead) winner would then send too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -32,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 from vm2mail.config.model import Mailbox
+from vm2mail.errors import MailStoreError
 from vm2mail.mailstore.connection import ImapConnection, append_uid, response_text, search_uids
 from vm2mail.mailstore.folders import quote, wire_mailbox
 from vm2mail.mailstore.store import ImapStore, Pool
@@ -117,12 +123,20 @@ async def _expunge(conn: ImapConnection, uids: list[int]) -> None:
 
 async def take(store: ImapStore, mailbox: Mailbox, key: str, what: str = "") -> bool:
     """Whether this caller holds claim ``key``: its marker is the lowest-UID one (see the docstring)."""
+    nonce = secrets.token_hex(12)  # one per take: a retried attempt recognises what the first appended
+    attempts = 0
 
     async def op(conn: ImapConnection, pool: Pool) -> bool:
+        nonlocal attempts
+        attempts += 1
         await _select_claims(conn, pool)
-        if await _search(conn, key):
-            return False  # decided already: no need to append
-        nonce = secrets.token_hex(12)
+        found = await _search(conn, key)
+        if found:
+            if attempts == 1:
+                return False  # decided already: no need to append
+            # ImapStore.run retried after a dropped connection: our first APPEND may have landed.
+            mine = await _search(conn, nonce, "X-Vm2mail-Claimant")
+            return bool(mine) and min(found) in mine
         response = await conn.command(
             conn.client.append(
                 _marker(key, nonce, what),
@@ -140,9 +154,25 @@ async def take(store: ImapStore, mailbox: Mailbox, key: str, what: str = "") -> 
             return True
         if ours in found:
             await _expunge(conn, [ours])  # lost: tidy up our marker only
+        log.debug("claim %s: an earlier marker won", key)
         return False
 
-    return await store.run(mailbox, op, folder=CLAIMS_FOLDER)
+    try:
+        return await store.run(mailbox, op, folder=CLAIMS_FOLDER)
+    except MailStoreError:
+        # Unknown outcome: a marker of ours left behind would block the notice until pruned. Taking it
+        # back is always safe (whoever saw it lower has already lost); the next scan claims again.
+        with contextlib.suppress(MailStoreError):
+            await _drop_own(store, mailbox, nonce)
+        raise
+
+
+async def _drop_own(store: ImapStore, mailbox: Mailbox, nonce: str) -> None:
+    async def op(conn: ImapConnection, pool: Pool) -> None:
+        await _select_claims(conn, pool)
+        await _expunge(conn, await _search(conn, nonce, "X-Vm2mail-Claimant"))
+
+    await store.run(mailbox, op, folder=CLAIMS_FOLDER)
 
 
 async def give_back(store: ImapStore, mailbox: Mailbox, key: str) -> None:
@@ -200,7 +230,14 @@ async def claim(
         await conn.command(conn.client.uid("store", str(uid), "+FLAGS.SILENT", f"({items})"), "UID STORE")
         return True
 
-    return await store.run(mailbox, op, folder=folder)
+    try:
+        return await store.run(mailbox, op, folder=folder)
+    except MailStoreError:
+        # Claimed but not recorded (or the answer lost): free the claim so the next scan tries again;
+        # if the keywords did land, that scan skips the voicemail anyway.
+        with contextlib.suppress(MailStoreError):
+            await give_back(store, mailbox, key)
+        raise
 
 
 async def release(
