@@ -49,6 +49,7 @@ CLAIMS_FOLDER = (
     "Vm2mail-Claims"  # top level and unsubscribed: mail clients showing subscribed folders hide it
 )
 KEEP_DAYS = 3  # markers older than this are pruned (the keywords on the voicemail are the lasting record)
+CLAIMANT = "X-Vm2mail-Claimant"  # marker header with a nonce per claim attempt
 _FLAGS = re.compile(rb"FLAGS \(([^)]*)\)", re.IGNORECASE)
 _UID = re.compile(rb"UID (\d+)", re.IGNORECASE)
 
@@ -68,7 +69,7 @@ def _marker(key: str, nonce: str, what: str) -> bytes:
         f"Date: {format_datetime(datetime.now(UTC))}\r\n"
         f"Message-ID: {key}\r\n"
         f"Subject: vm2mail notification claim\r\n"
-        f"X-Vm2mail-Claimant: {nonce}\r\n"
+        f"{CLAIMANT}: {nonce}\r\n"
         f"\r\n"
         f"{what}\r\n"
     ).encode("ascii", "replace")
@@ -135,7 +136,7 @@ async def take(store: ImapStore, mailbox: Mailbox, key: str, what: str = "") -> 
             if attempts == 1:
                 return False  # decided already: no need to append
             # ImapStore.run retried after a dropped connection: our first APPEND may have landed.
-            mine = await _search(conn, nonce, "X-Vm2mail-Claimant")
+            mine = await _search(conn, nonce, CLAIMANT)
             return bool(mine) and min(found) in mine
         response = await conn.command(
             conn.client.append(
@@ -149,7 +150,7 @@ async def take(store: ImapStore, mailbox: Mailbox, key: str, what: str = "") -> 
         await conn.command(conn.client.noop(), "NOOP")  # our APPEND completed: now sync and look
         found = await _search(conn, key)
         if ours is None:  # no UIDPLUS (RFC 4315): find our marker by its nonce
-            ours = min(await _search(conn, nonce, "X-Vm2mail-Claimant"), default=None)
+            ours = min(await _search(conn, nonce, CLAIMANT), default=None)
         if found and min(found) == ours:
             return True
         if ours in found:
@@ -163,24 +164,16 @@ async def take(store: ImapStore, mailbox: Mailbox, key: str, what: str = "") -> 
         # Unknown outcome: a marker of ours left behind would block the notice until pruned. Taking it
         # back is always safe (whoever saw it lower has already lost); the next scan claims again.
         with contextlib.suppress(MailStoreError):
-            await _drop_own(store, mailbox, nonce)
+            await give_back(store, mailbox, nonce, header=CLAIMANT)
         raise
 
 
-async def _drop_own(store: ImapStore, mailbox: Mailbox, nonce: str) -> None:
-    async def op(conn: ImapConnection, pool: Pool) -> None:
-        await _select_claims(conn, pool)
-        await _expunge(conn, await _search(conn, nonce, "X-Vm2mail-Claimant"))
-
-    await store.run(mailbox, op, folder=CLAIMS_FOLDER)
-
-
-async def give_back(store: ImapStore, mailbox: Mailbox, key: str) -> None:
-    """Remove every marker of ``key`` so the claim can be taken again."""
+async def give_back(store: ImapStore, mailbox: Mailbox, key: str, *, header: str = "Message-ID") -> None:
+    """Remove every marker of claim ``key`` (or, by ``CLAIMANT``, one claimant's) so it can be taken again."""
 
     async def op(conn: ImapConnection, pool: Pool) -> None:
         await _select_claims(conn, pool)
-        await _expunge(conn, await _search(conn, key))
+        await _expunge(conn, await _search(conn, key, header))
 
     await store.run(mailbox, op, folder=CLAIMS_FOLDER)
 
