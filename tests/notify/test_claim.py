@@ -76,6 +76,8 @@ def test_markers_older_than_keep_days_are_pruned_recent_ones_stay(
     async def scenario() -> tuple[bool, int, bool]:
         store = ImapStore(s.config.imap)
         try:
+            assert await prune(store, box) == 0  # nothing claimed yet: no folder is created for it
+            assert CLAIMS_FOLDER not in client(s).list_folders()
             won = await claim(store, box, "Voicemail", uid, mid, (NOTIFIED,))
             marker = b"Message-ID: <stale@claims.vm2mail.invalid>\r\nSubject: claim\r\n\r\nold\r\n"
             client(s).append(CLAIMS_FOLDER, marker, date=old)  # a marker from days ago

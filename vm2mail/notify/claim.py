@@ -87,15 +87,17 @@ def _state(lines: list[bytes], uid: int) -> frozenset[str] | None:
     return None
 
 
-async def _select_claims(conn: ImapConnection, pool: Pool) -> None:
-    """Select (and sync) the claims folder, creating it unsubscribed when missing."""
+async def _select_claims(conn: ImapConnection, pool: Pool, *, create: bool = True) -> bool:
+    """Select (and sync) the claims folder, creating it unsubscribed when missing; False: none there."""
     if conn.selected == CLAIMS_FOLDER:
         await conn.command(conn.client.noop(), "NOOP")  # sync: see markers appended by others
-        return
+        return True
     name = wire_mailbox(CLAIMS_FOLDER, conn.delimiter)
     conn.selected = None
     response = await conn.command(conn.client.select(name), f"SELECT {CLAIMS_FOLDER!r}", ok=("OK", "NO"))
     if response.result != "OK":
+        if not create:
+            return False
         # No SUBSCRIBE (unlike ImapStore.ensure_folder): the folder is bookkeeping, not mail to read.
         created = await conn.command(conn.client.create(name), f"CREATE {CLAIMS_FOLDER!r}", ok=("OK", "NO"))
         if created.result != "OK" and "ALREADYEXISTS" not in response_text(created).upper():
@@ -103,6 +105,7 @@ async def _select_claims(conn: ImapConnection, pool: Pool) -> None:
         await conn.command(conn.client.select(name), f"SELECT {CLAIMS_FOLDER!r}")
     pool.folders.add(CLAIMS_FOLDER)
     conn.selected = CLAIMS_FOLDER
+    return True
 
 
 async def _search(conn: ImapConnection, key: str, header: str = "Message-ID") -> list[int]:
@@ -179,12 +182,13 @@ async def give_back(store: ImapStore, mailbox: Mailbox, key: str, *, header: str
 
 
 async def prune(store: ImapStore, mailbox: Mailbox, *, keep_days: int = KEEP_DAYS) -> int:
-    """Remove markers appended more than ``keep_days`` ago; how many went."""
+    """Remove markers appended more than ``keep_days`` ago; how many went (no folder: nothing to do)."""
     # RFC 3501 §6.4.4 BEFORE compares the internal date (the APPEND time) by day.
     before = (datetime.now(UTC) - timedelta(days=keep_days)).strftime("%d-%b-%Y")
 
     async def op(conn: ImapConnection, pool: Pool) -> int:
-        await _select_claims(conn, pool)
+        if not await _select_claims(conn, pool, create=False):
+            return 0  # nothing ever claimed in this account: do not create the folder for it
         response = await conn.command(conn.client.uid_search("BEFORE", before, charset=None), "UID SEARCH")
         uids = search_uids(response)
         await _expunge(conn, uids)

@@ -192,13 +192,14 @@ class Notifier:
             self._failed.add(box.id)
             return None
         self._failed.discard(box.id)
-        await self._prune(box)
         next_at: datetime | None = None
+        acted = False
         for entry in listing.entries:
             plan = policy.plan_for(config, box, entry.mailbox)
             now = self.now()
             action = policy.decide(entry, plan, now)
             if action is not None:
+                acted = True
                 try:
                     if await self._act(config, box, entry, plan, action):
                         entry = replace(entry, flags=entry.flags | set(action.flags))
@@ -209,6 +210,8 @@ class Notifier:
             # Already due but not done (send failed, claimed elsewhere): the periodic scan retries it.
             if due is not None and due > now and (next_at is None or due < next_at):
                 next_at = due
+        if acted:  # markers exist only where notices are claimed: prune there, after the sends
+            await self._prune(box)
         return next_at
 
     async def _prune(self, box: Mailbox) -> None:
