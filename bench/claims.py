@@ -32,7 +32,7 @@ from vm2mail.config.model import Defaults, ImapConfig, Mailbox
 from vm2mail.devstack.dovecot import DevDovecot
 from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.store import ImapStore, Pool
-from vm2mail.notify.claim import claim
+from vm2mail.notify.claim import CLAIMS_FOLDER, claim
 
 print = functools.partial(print, flush=True)
 
@@ -145,6 +145,12 @@ def main() -> None:
         config = dovecot.imap_config(timeout=60)
         for method in ("store", "marker"):
             race(method, config, box, int(match.group(1)), args.rounds)
+        imap = imaplib.IMAP4(dovecot.host, dovecot.port)
+        imap.login(user, password)
+        _, status = imap.status(CLAIMS_FOLDER, "(UIDNEXT)")
+        imap.logout()
+        appended = int(re.findall(rb"UIDNEXT (\d+)", status[0] or b"")[0]) - 1
+        print(f"marker: {appended - args.rounds} of {args.rounds} rounds had both markers appended")
     finally:
         dovecot.destroy()
         shutil.rmtree(root, ignore_errors=True)

@@ -2,10 +2,12 @@
 
 Why not a conditional STORE: RFC 7162 promises that of two ``UID STORE (UNCHANGEDSINCE m)`` on one
 message only the first succeeds, but Dovecot 2.3 answers two simultaneous ones both with OK and no
-``[MODIFIED]`` (seen in 1 of 60 and 3 of 200 races), so two gateways sent the same SMS. IMAP METADATA
-(RFC 5464) has no compare-and-set at all. What IMAP does guarantee is that a mailbox assigns UIDs in
-strictly increasing order (RFC 3501 §2.3.1.1) and that a message whose APPEND completed is seen by
-every later SEARCH after a sync (NOOP, RFC 3501 §6.1.2).
+``[MODIFIED]`` (``bench/claims.py``: 12 and 8 double claims in 1,000 two-process races), so two gateways
+sent the same SMS. IMAP METADATA (RFC 5464) has no compare-and-set at all. A CREATE per claim would
+be exclusive only as far as the storage's mkdir is, and would litter the account with folders. What
+IMAP itself guarantees is that a mailbox assigns UIDs in strictly increasing order (RFC 3501
+§2.3.1.1) and that a message whose APPEND completed is seen by every later SEARCH after a sync (NOOP,
+RFC 3501 §6.1.2).
 
 The claim: each claimant APPENDs a small marker message whose Message-ID is the claim key (voicemail
 + the first keyword of the notice: ``$Vm2mailNotified`` or ``$Vm2mailReminded<k>``) to the hidden,
@@ -15,7 +17,8 @@ completed after A's was committed (its UID is higher), so B's search sees A's ma
 A sees its own marker as the lowest (B's, if visible, is higher) and wins. A claimant that finds no
 marker of its own (removed meanwhile by a ``release``) loses; the next scan tries again. Losers
 expunge their own marker (UIDPLUS UID EXPUNGE touches nothing else). ``tests/notify/test_claim_race``
-races two processes hundreds of times against Dovecot and sees exactly one winner every round.
+races two processes 300 times against Dovecot and sees exactly one winner every round (the bench: 0
+double claims in 1,000 rounds, 980 of which had both markers appended).
 
 The winner then sets the notice's keywords on the voicemail, so every instance's next listing skips
 it; markers are only the tie-breaker and are pruned after ``KEEP_DAYS`` (a claim re-taken after that
@@ -45,9 +48,8 @@ from vm2mail.mailstore.voicemails import SEEN
 
 log = logging.getLogger(__name__)
 
-CLAIMS_FOLDER = (
-    "Vm2mail-Claims"  # top level and unsubscribed: mail clients showing subscribed folders hide it
-)
+# Top level and unsubscribed: mail clients that show subscribed folders hide it.
+CLAIMS_FOLDER = "Vm2mail-Claims"
 KEEP_DAYS = 3  # markers older than this are pruned (the keywords on the voicemail are the lasting record)
 CLAIMANT = "X-Vm2mail-Claimant"  # marker header with a nonce per claim attempt
 _FLAGS = re.compile(rb"FLAGS \(([^)]*)\)", re.IGNORECASE)
