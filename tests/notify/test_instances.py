@@ -21,14 +21,15 @@ SPEED = 30.0  # clock seconds per real second: two minutes between reminders pas
 
 
 class FastClock:
-    """A clock running ``SPEED`` times faster than real time from ``start``, shared by both gateways."""
+    """A clock running ``speed`` times faster than real time from ``start``, shared by both gateways."""
 
-    def __init__(self, start: datetime) -> None:
+    def __init__(self, start: datetime, speed: float = SPEED) -> None:
         self.start = start
+        self.speed = speed
         self.t0 = time.monotonic()
 
     def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=(time.monotonic() - self.t0) * SPEED)
+        return self.start + timedelta(seconds=(time.monotonic() - self.t0) * self.speed)
 
 
 @contextlib.asynccontextmanager
@@ -103,3 +104,23 @@ def test_two_gateways_notify_quiet_hours_end_and_reminders_once(
     assert all(m["To"] == ANNA_PHONE for m in s.fake.messages)
     for uid in (night, early):
         assert {NOTIFIED, "$Vm2mailReminded1", "$Vm2mailReminded2"} <= flags(s, "201", uid)
+
+
+def test_two_gateways_waking_at_the_same_due_time_send_once(
+    notify_stack: Callable[..., Stack], smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    settings = {"sms": [ANNA_PHONE], "email": [ANNA_MAIL], "quiet_hours": "22:00-07:00"}
+    # No periodic scan during the test: both instances wake for the end of the quiet hours only.
+    s = notify_stack({"201": {"notify": settings}}, watcher={"reminder_check_seconds": 600})
+    uid = drop(s, "201", voicemail(message_id="<dawn@vm.example.com>", date=at(6, 30)), at(6, 30))
+    clock = FastClock(at(6, 59) + timedelta(seconds=57), speed=1.0)
+
+    async def scenario() -> tuple[int, int]:
+        async with twilio_up(s), gateways([s.config, second_instance(s.config, tmp_path)], clock):
+            await until(clock, at(7, 0) + timedelta(seconds=30), lambda: bool(s.fake.messages))
+            assert clock() > at(7, 0)
+            await asyncio.sleep(4.0)  # both have woken (jitter is at most 2 s) and settled
+            return len(s.fake.messages), len(smtp_sink.messages)
+
+    assert asyncio.run(scenario()) == (1, 1)
+    assert NOTIFIED in flags(s, "201", uid)
