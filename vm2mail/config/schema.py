@@ -9,10 +9,12 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
+
+from vm2mail import phone
 from vm2mail.config import yamlsource
 from vm2mail.config.yamlsource import Source
 
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
 LANGUAGES = ("en-US", "de-DE")
 SECRET_KEYS = {"auth_token", "imap_password", "master_password", "secret_key", "password"}
@@ -79,7 +81,13 @@ def positive(value: Any) -> str | None:
 
 
 def e164(value: Any) -> str | None:
-    return None if E164.match(value) else f"{value!r} is not an E.164 number (like +4930123456)"
+    return phone.e164_problem(value)
+
+
+def country(value: Any) -> str | None:
+    if value.upper() in phonenumbers.SUPPORTED_REGIONS:
+        return None
+    return f"{value!r} is not an ISO 3166 country code with a numbering plan (like DE, AT, CH, US)"
 
 
 def timezone(value: Any) -> str | None:

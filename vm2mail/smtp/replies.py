@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
 
+from vm2mail import phone
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import TelephonyError
 from vm2mail.ingest.spool import fsync_dir
@@ -31,7 +32,6 @@ _VERSION = 1
 _CONTEXT = b"vm2mail smtp reply token v1"
 _MAC_BYTES = 10  # 80 bits: a forger gets one guess per SMTP transaction
 _HEAD = struct.Struct(">BH7s")  # version, expiry (days since 1970), caller digits (uint56)
-_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 _DAY = 86400
 
 SendSms = Callable[[str, str, str], Awaitable[str]]
@@ -76,7 +76,7 @@ def make_token(config: Config, mailbox_id: str, caller: str, *, now: float | Non
 def reply_address(config: Config, mailbox: Mailbox, caller: str | None) -> str | None:
     """The Reply-To address for a voicemail in ``mailbox`` from ``caller``; None when nobody can be texted."""
     ingress = config.smtp_ingress
-    if ingress is None or not config.twilio.sms_from or not caller or not _E164.match(caller):
+    if ingress is None or not config.twilio.sms_from or not caller or not phone.is_e164(caller):
         return None
     if not mailbox.email:
         return None  # nobody could prove to be the owner
