@@ -27,7 +27,7 @@ GENERIC_SENDER = "Voicemail"  # outer From display name of encrypted mail for pr
 # Header fields that name or describe the caller: in a private mailbox they exist only inside the
 # encryption (protected headers), so neither the IMAP server nor its indexes learn who called.
 CALLER_FIELDS = frozenset(
-    {"from", "subject", "reply-to", "x-vm2mail-caller", "x-vm2mail-caller-name",
+    {"from", "subject", "x-vm2mail-caller", "x-vm2mail-caller-name",
      "x-vm2mail-caller-extension", "x-vm2mail-called", "x-vm2mail-duration"}
 )  # fmt: skip
 _TEMPLATE_NAMES = {VOICEMAIL: "voicemail", MISSED_CALL: "missed"}

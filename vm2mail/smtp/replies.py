@@ -27,7 +27,7 @@ from vm2mail.ingest.spool import fsync_dir
 log = logging.getLogger(__name__)
 
 PREFIX = "reply+"
-_VERSION = 1
+_VERSION = 2  # v2 masks the caller's digits (v1 tokens, with readable digits, are still accepted)
 # Domain separation: this key signs reply tokens only, never media URLs or menu state.
 _CONTEXT = b"vm2mail smtp reply token v1"
 _MAC_BYTES = 10  # 80 bits: a forger gets one guess per SMTP transaction
@@ -60,16 +60,26 @@ def _mac(config: Config, data: bytes) -> bytes:
     return hmac.new(_key(config), data, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
-def make_token(config: Config, mailbox_id: str, caller: str, *, now: float | None = None) -> str:
-    """``base32(version | expiry | caller | mac | mailbox id)``: lower-case, fits an RFC 5321 local part.
+def _mask(config: Config, mac: bytes) -> bytes:
+    """The pad over the caller's digits: Reply-To is an outer header the IMAP server reads, and a
+    private mailbox must not show it who called (SIV-style: the pad derives from the MAC)."""
+    return hmac.new(_key(config), b"caller-mask" + mac, hashlib.sha256).digest()[:7]
 
-    Base32 rather than base64url because some mail systems change the case of local parts.
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def make_token(config: Config, mailbox_id: str, caller: str, *, now: float | None = None) -> str:
+    """``base32(version | expiry | masked caller | mac | mailbox id)``: lower-case, fits an RFC 5321
+    local part. Base32 rather than base64url because some mail systems change the case of local parts.
     """
     assert config.smtp_ingress is not None
     days = int((time.time() if now is None else now) // _DAY) + config.smtp_ingress.reply_token_days
-    head = _HEAD.pack(_VERSION, days, int(caller[1:]).to_bytes(7, "big"))
+    digits = int(caller[1:]).to_bytes(7, "big")
     box = mailbox_id.encode()
-    raw = head + _mac(config, head + box) + box
+    mac = _mac(config, _HEAD.pack(_VERSION, days, digits) + box)
+    raw = _HEAD.pack(_VERSION, days, _xor(digits, _mask(config, mac))) + mac + box
     return base64.b32encode(raw).decode().rstrip("=").lower()
 
 
@@ -97,11 +107,14 @@ def verify_token(config: Config, token: str, *, now: float | None = None) -> Rep
         raw[_HEAD.size : _HEAD.size + _MAC_BYTES],
         raw[_HEAD.size + _MAC_BYTES :],
     )
+    version, days, digits = _HEAD.unpack(head)
+    if version == _VERSION:
+        digits = _xor(digits, _mask(config, mac))
+        head = _HEAD.pack(version, days, digits)
     if not hmac.compare_digest(mac, _mac(config, head + box)):
         raise forged
-    version, days, digits = _HEAD.unpack(head)
     mailbox = config.mailboxes.get(box.decode(errors="replace"))
-    if version != _VERSION or mailbox is None:
+    if version not in (1, _VERSION) or mailbox is None:
         raise forged
     if days < int((time.time() if now is None else now) // _DAY):
         raise ReplyRefused("550 5.7.1 This reply address has expired; no SMS was sent")
