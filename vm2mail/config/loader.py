@@ -276,8 +276,6 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
             emails.append("admin.email")
         for path in emails:
             source.error(path, "needs an smtp_relay section to send e-mail through")
-    if source.problems:
-        raise ConfigError(source.problems)
     config = Config(
         source=file,
         server=server,
@@ -294,8 +292,19 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
         watcher=watcher_config,
     )
     if check_keys is not None:
-        for key_path, problem in check_keys(config):
-            source.error(key_path, problem)
-        if source.problems:
-            raise ConfigError(source.problems)
+        # Key problems are reported together with every other problem, so one run of check-config
+        # shows all. With other errors the config may be half-built: then a failing check adds nothing.
+        broken = bool(source.problems)
+        try:
+            found = check_keys(config)
+        except Exception:
+            if not broken:
+                raise
+            found = []
+        reported = " ".join(source.problems)
+        for key_path, problem in found:
+            if not (broken and f" {key_path}: " in reported):  # a malformed fingerprint is said once
+                source.error(key_path, problem)
+    if source.problems:
+        raise ConfigError(source.problems)
     return config

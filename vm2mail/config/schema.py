@@ -15,7 +15,8 @@ from vm2mail import phone
 from vm2mail.config import yamlsource
 from vm2mail.config.yamlsource import Source
 
-FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
+# v4 fingerprints are 40 hex digits (RFC 4880 §12.2), v5/v6 ones 64 (RFC 9580 §5.5.4), as the encryptor takes.
+FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 LANGUAGES = ("en-US", "de-DE")
 SECRET_KEYS = {"auth_token", "imap_password", "master_password", "secret_key", "password"}
 _MISSING = object()
@@ -123,7 +124,7 @@ def fingerprint(source: Source, path: str, value: Any) -> str:
         return ""
     fpr = value.replace(" ", "").upper()
     if not FINGERPRINT.match(fpr):
-        source.error(path, f"{value!r} is not a full 40-hex-digit OpenPGP fingerprint")
+        source.error(path, f"{value!r} is not a full OpenPGP fingerprint (40 hex digits, or 64 for v6 keys)")
     return fpr
 
 
