@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tests.cli.conftest import acli, cli
-from tests.fixtures.config import base_data, write_config
-from tests.fixtures.twilio import run
-from tests.menu.conftest import OWNER, PIN, MenuEnv, menu_env  # noqa: F401  (fixture)
+from tests.e2e.harness import Stack
+from tests.fixtures.config import base_data, merge, write_config
+from tests.fixtures.gpg import GpgKeys
+from tests.fixtures.twilio import make_wav, run
+from tests.menu.conftest import (  # noqa: F401  (fixture)
+    OWNER,
+    PIN,
+    MenuEnv,
+    menu_env,
+    stack,
+)
 from vm2mail.cli import main
 from vm2mail.devstack import keys
+from vm2mail.ingest.jobs import VOICEMAIL, CallInfo, Job
+from vm2mail.ingest.spool import Spool
 from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.store import ImapStore
 from vm2mail.menu.login import Logins
@@ -149,3 +162,49 @@ def test_pin_unlock_lifts_a_lockout_and_reset_restores_the_yaml_pin(menu_env: Ca
     run(scenario())
     unknown = cli("pin", "unlock", "999", "-c", config_file)
     assert unknown.returncode == 1 and "no mailbox '999'" in unknown.stderr
+
+
+# -- reports: every config problem at once, group keys, spool age -----------------------------------------
+def test_check_config_reports_key_problems_with_the_other_errors(tmp_path: Path, gpg_keys: GpgKeys) -> None:
+    stranger = gpg_keys("Stranger", import_to_gateway=False)
+    v6 = "AB" * 32  # a v6 fingerprint (RFC 9580 §5.5.4): accepted as such, then looked up like any other
+    data = merge(
+        base_data(tmp_path),
+        {
+            "gpg": {"home": str(gpg_keys.home)},
+            "mailboxes": {"201": {"gpg_recipients": [stranger.fingerprint, v6], "ring_secs": 5}},
+        },
+    )
+    result = cli("check-config", "-c", str(write_config(tmp_path / "vm.yaml", data)))
+    assert result.returncode == 1
+    assert "mailboxes.201.ring_secs: unknown key" in result.stderr
+    assert f"mailboxes.201.gpg_recipients[0]: key {stranger.fingerprint}: not in keyring" in result.stderr
+    assert f"mailboxes.201.gpg_recipients[1]: key {v6}: not in keyring" in result.stderr
+    assert "not a full" not in result.stderr
+
+
+def test_status_shows_a_groups_member_keys_and_spool_age_is_time_in_the_spool(
+    stack: Callable[..., Stack],  # noqa: F811
+) -> None:
+    s = stack({"201": {"encrypted": True}, "202": {}, "300": {"members": ["201", "202"]}})
+    config = str(s.config.source)
+    report = json.loads(cli("status", "-c", config, "--json").stdout)
+    group = next(b for b in report["mailboxes"] if b["id"] == "300")
+    assert group["key_state"] == "ok" and [k["mailbox"] for k in group["keys"]] == ["201"]
+    text = cli("status", "-c", config).stdout
+    row = next(line for line in text.splitlines() if line.startswith("300"))
+    fpr = s.accounts["201"].key.fingerprint  # type: ignore[union-attr]
+    assert f"201: {fpr[-16:]} ok" in row and "none (plain)" not in row
+
+    # A voicemail imported from an old Asterisk spool: left in 2025, queued just now.
+    spool = Spool(s.spool)
+    spool.open_sync()
+    job = Job(
+        id="asterisk-old1", kind=VOICEMAIL, source="asterisk", mailbox="202",
+        message_id="<old1@vm.example.com>", call=CallInfo(call_sid="old1", called="+15550002002"),
+        started_at=datetime(2025, 6, 1, 9, 0, tzinfo=UTC).isoformat(), queued_at=time.time() - 120,
+    )  # fmt: skip
+    assert spool.submit_sync(job, make_wav(1.0), ".wav")
+    listing = cli("spool", "list", "-c", config)
+    [row] = [line.split() for line in listing.stdout.splitlines() if "asterisk-old1" in line]
+    assert row[3] in ("2m", "3m"), row  # not "551d"
