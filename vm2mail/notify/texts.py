@@ -72,6 +72,8 @@ def voicemail_texts(
 
 def alert_texts(subject: str, text: str, language: str, override: Path | None, suppressed: int) -> Texts:
     """The admin alert: ``subject`` and ``text`` as given by the caller, wrapped by the alert templates."""
+    # The templates say who is writing ("vm2mail alert:", "[vm2mail]"); callers' subjects may too.
+    subject = subject.removeprefix("vm2mail: ")
     context: dict[str, object] = {"subject": subject, "text": text, "suppressed": suppressed}
     return Texts(
         sms=_one_line(_render("sms", language, "alert.j2", override, context))[:SMS_MAX_CHARS],

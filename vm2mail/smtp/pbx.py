@@ -362,7 +362,9 @@ async def check_audio(data: bytes, suffix: str, scratch: Path) -> float:
     streams = info.get("streams") or []
     if proc.returncode != 0 or not streams:
         reason = err.decode(errors="replace").strip().splitlines()[-1:] or ["no audio stream"]
-        raise AudioError(f"the audio attachment cannot be decoded: {reason[0].replace(str(path), '')}")
+        # ffprobe names the file first ("/tmp/probe-….mp3: Invalid data …"): the sender knows no such file.
+        detail = reason[0].replace(f"{path}: ", "").replace(str(path), "the attachment").strip(" :")
+        raise AudioError(f"the audio attachment cannot be decoded: {detail}")
     for value in (streams[0].get("duration"), (info.get("format") or {}).get("duration")):
         with contextlib.suppress(TypeError, ValueError):
             return float(str(value))
