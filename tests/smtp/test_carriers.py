@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import mutagen.id3
 import pytest
 
-from tests.e2e.harness import Stack, audio_part, gateway_up, parse
+from tests.e2e.harness import Stack, audio_part, gateway_up, parse, running
 from tests.smtp.conftest import DOMAIN, wait_state, wav_bytes
 from tests.smtp.test_ingress import send, voicemails
 from vm2mail.smtp import pbx
@@ -225,3 +225,38 @@ def test_carrier_numbers_names_and_dates_delivered(smtp_stack: Callable[..., Sta
     assert anonymous["Reply-To"] is None
     assert "tel:" not in anonymous.get_body(("plain",)).get_content()
     assert "anonymous" not in anonymous["Subject"].lower()
+
+
+TWILIO_CALLERS = [  # what Twilio sends in From (always E.164), and how a German user reads it
+    ("+4930123456", "030 123456"),
+    ("+4315123456", "+43 1 5123456"),
+    ("+41441234567", "+41 44 123 45 67"),
+    ("+12025550123", "+1 202-555-0123"),
+]
+
+
+def test_twilio_callers_from_four_countries_and_a_withheld_one(smtp_stack: Callable[..., Stack]) -> None:
+    stack = smtp_stack(boxes={"201": {"country": "DE", "language": "de-DE", "forward_to": "+4917012345678"}})
+
+    async def scenario() -> None:
+        async with running(stack) as gateway:
+            for caller in [*(c for c, _ in TWILIO_CALLERS), None]:
+                trace = await stack.call(gateway, caller=caller)
+                assert trace.recording is not None
+                assert await stack.wait_job(trace.recording.sid) == "done"
+
+    asyncio.run(scenario())
+    delivered = [parse(m.raw) for m in voicemails(stack, "201")]
+    assert len(delivered) == len(TWILIO_CALLERS) + 1
+    for number, shown in TWILIO_CALLERS:
+        [msg] = [m for m in delivered if m["X-Vm2mail-Caller"] == number]
+        assert msg["From"].addresses[0].display_name == shown
+        assert msg["Reply-To"].startswith("reply+")
+        text = msg.get_body(("plain",)).get_content()
+        assert f"Rückruf:   tel:{number}" in text
+        assert id3(audio_part(msg)).getall("TXXX:caller")[0].text == [number]
+    [withheld] = [m for m in delivered if m["X-Vm2mail-Caller"] == "anonymous"]
+    assert withheld["From"].addresses[0].display_name == "Rufnummer unterdrückt"
+    assert withheld["Subject"].startswith("Sprachnachricht von Rufnummer unterdrückt")
+    assert withheld["Reply-To"] is None and "tel:" not in withheld.get_body(("plain",)).get_content()
+    assert id3(audio_part(withheld))["TPE1"].text == ["Rufnummer unterdrückt"]
