@@ -11,6 +11,7 @@ from vm2mail.ingest.jobs import CallInfo
 _WORDS: dict[str, dict[str, str]] = {
     "en-US": {
         "withheld": "Withheld number",
+        "unknown": "Unknown caller",
         "extension": "Extension {extension}",
         "title": "Voicemail from {who}",
         "comment": "Voicemail from {who} for {called}, mailbox {mailbox}, {date}, call {call_id}",
@@ -18,6 +19,7 @@ _WORDS: dict[str, dict[str, str]] = {
     },
     "de-DE": {
         "withheld": "Rufnummer unterdrückt",
+        "unknown": "Unbekannter Anrufer",
         "extension": "Nebenstelle {extension}",
         "title": "Sprachnachricht von {who}",
         "comment": "Sprachnachricht von {who} für {called}, Mailbox {mailbox}, {date}, Anruf {call_id}",
