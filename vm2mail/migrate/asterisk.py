@@ -33,7 +33,6 @@ AUDIO_SUFFIXES = (".wav", ".WAV", ".gsm")  # preference order when several forma
 _MSG = re.compile(r"^msg(\d{4})\.txt$")
 _CALLERID = re.compile(r'^\s*"?(?P<name>[^"<]*?)"?\s*<(?P<number>[^>]*)>\s*$')
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_NO_CALLER = ("", "unknown", "anonymous", "private", "restricted", "<unknown>")
 
 # Outcomes, one per message.
 IMPORTED = "imported"
@@ -74,8 +73,8 @@ def parse_callerid(raw: str) -> tuple[str | None, str | None]:
     raw = raw.strip()
     match = _CALLERID.match(raw)
     name, number = (match.group("name").strip(), match.group("number").strip()) if match else ("", raw)
-    number = "" if number.lower() in _NO_CALLER else number
-    name = "" if name.lower() in _NO_CALLER or name == number else name
+    number = "" if phone.withheld(number) else number
+    name = "" if phone.withheld(name) or name == number else name
     return number or None, name or None
 
 
