@@ -241,7 +241,8 @@ def test_twilio_callers_from_four_countries_and_a_withheld_one(smtp_stack: Calla
     async def scenario() -> None:
         async with running(stack) as gateway:
             for caller in [*(c for c, _ in TWILIO_CALLERS), None]:
-                trace = await stack.call(gateway, caller=caller)
+                # A withheld caller's CNAM reads "Anonymous": a word, not a name.
+                trace = await stack.call(gateway, caller=caller, caller_name=None if caller else "Anonymous")
                 assert trace.recording is not None
                 assert await stack.wait_job(trace.recording.sid) == "done"
 
@@ -257,6 +258,7 @@ def test_twilio_callers_from_four_countries_and_a_withheld_one(smtp_stack: Calla
         assert id3(audio_part(msg)).getall("TXXX:caller")[0].text == [number]
     [withheld] = [m for m in delivered if m["X-Vm2mail-Caller"] == "anonymous"]
     assert withheld["From"].addresses[0].display_name == "Rufnummer unterdrückt"
+    assert withheld["X-Vm2mail-Caller-Name"] is None
     assert withheld["Subject"].startswith("Sprachnachricht von Rufnummer unterdrückt")
     assert withheld["Reply-To"] is None and "tel:" not in withheld.get_body(("plain",)).get_content()
     assert id3(audio_part(withheld))["TPE1"].text == ["Rufnummer unterdrückt"]

@@ -77,7 +77,7 @@ def template_context(vm: Voicemail) -> dict[str, object]:
         "kind": vm.kind,
         "is_voicemail": vm.kind == VOICEMAIL,
         "caller": vm.call.caller,
-        "caller_name": _clean(vm.call.caller_name or "") or None,
+        "caller_name": wording.name_of(vm.call),
         "caller_display": wording.number_shown(vm.call, vm.recipient),  # "030 1234567" at home
         "caller_extension": vm.call.extension,
         "who": wording.who(vm.call, vm.recipient),  # name, number, extension or "Withheld number"
@@ -119,7 +119,7 @@ def _headers(vm: Voicemail, subject: str) -> list[tuple[str, object]]:
         raise ValueError(f"bad Message-ID {vm.message_id!r}")
     rcpt = vm.recipient
     to_addr = rcpt.email or f"{rcpt.id}@{vm.mail_domain}"
-    caller_name = _clean(vm.call.caller_name or "")
+    caller_name = wording.name_of(vm.call)
     headers: list[tuple[str, object]] = [
         # email.headerregistry encodes non-ASCII display names as RFC 2047 encoded-words.
         (

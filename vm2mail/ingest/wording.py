@@ -37,6 +37,13 @@ def clean(value: str | None) -> str:
     return " ".join("".join(ch if ch.isprintable() else " " for ch in value or "").split())
 
 
+def name_of(call: CallInfo) -> str | None:
+    """The caller's name, cleaned; None for none, or for the words carriers put there when the
+    number is withheld ("Anonymous", "UNKNOWN"), which are not a name ("Anonymous (anonymous)")."""
+    name = clean(call.caller_name)
+    return None if phone.withheld(name) else name
+
+
 def number_shown(call: CallInfo, mailbox: Mailbox) -> str | None:
     """The caller's number as the mailbox's user reads it (national at home, international else)."""
     shown = phone.display(call.caller, mailbox.country)
@@ -48,7 +55,7 @@ def number_shown(call: CallInfo, mailbox: Mailbox) -> str | None:
 def who(call: CallInfo, mailbox: Mailbox) -> str:
     """The caller's name, else the number, else the extension, else "Withheld number"."""
     w = words(mailbox.language)
-    if name := clean(call.caller_name):
+    if name := name_of(call):
         return name
     if shown := number_shown(call, mailbox):
         return shown
