@@ -1,4 +1,4 @@
-"""``private: true``: the IMAP server stores no caller detail; the user and the phone menu still see them."""
+"""What the server and the menu say of a caller: private mailboxes hide them; numbers spoken as dialled."""
 
 from __future__ import annotations
 
@@ -62,3 +62,27 @@ def test_private_mailbox_hides_the_caller_from_the_server_but_not_from_the_user(
     assert "Subject: Voicemail" in inner.get_all("HP-Outer")
     text = inner.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert f"tel:{CALLER}" in text and NAME in text
+
+
+def test_envelope_speaks_a_national_number_the_way_the_user_dials_it(
+    menu_env: Callable[..., MenuEnv],
+) -> None:
+    env = menu_env(country="DE")
+
+    async def scenario() -> None:
+        await env.deposit(1, caller="+493012345678")
+        await env.deposit(1, caller="+4315123456")
+        async with env.up() as gw, env.session() as session:
+            walker = await env.login(session, gw)
+            await walker.press("1")
+            page = await walker.press("3")
+            assert "From 0 3 0 1 2 3 4 5 6 7 8." in page.text, page.text
+            page = await walker.press("2")
+            assert page.dial is not None and [n.text for n in page.dial] == ["+493012345678"]
+            await walker.post(page.dial.get("action") or "", {"DialCallStatus": "completed"})
+            await walker.press("1")
+            await walker.press("6")
+            page = await walker.press("3")
+            assert "From 4 3 1 5 1 2 3 4 5 6." in page.text, page.text
+
+    run(scenario())

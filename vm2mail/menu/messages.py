@@ -73,7 +73,8 @@ async def envelope_prompt(call: Call, entry: Entry, *, callback: bool) -> twiml.
     return call.prompt(
         "menu-envelope.j2",
         when=entry.date.astimezone(mailbox.tz),
-        caller=entry.caller,
+        # Spoken as the user dials it: "0 3 0 …" at home, "4 3 1 …" (country code first) from abroad.
+        caller=phone.display(entry.caller, mailbox.country),
         caller_name=entry.caller_name,
         duration=entry.duration,
         callback=callback,
