@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from multidict import MultiDict
 
-from vm2mail import logsetup, metrics
+from vm2mail import logsetup, metrics, phone
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import SignatureError, SpoolError, TelephonyError
 from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
@@ -33,25 +33,6 @@ FORM = "application/x-www-form-urlencoded"
 # Twilio SIDs: two-letter type prefix + 32 hex digits (https://www.twilio.com/docs/glossary/what-is-a-sid).
 CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
-
-# What Twilio puts in From when the caller ID is withheld: the words, or the numbers that spell
-# ANONYMOUS, UNAVAILABLE, RESTRICTED and BLOCKED on a keypad
-# (https://www.twilio.com/docs/voice/twiml#request-parameters, "Caller ID" notes).
-WITHHELD = frozenset(
-    {
-        "anonymous",
-        "restricted",
-        "unavailable",
-        "unknown",
-        "private",
-        "blocked",
-        "+266696687",
-        "+86282452253",
-        "+7378742833",
-        "+2562533",
-    }
-)
 
 # DialCallStatus values after which the callee talked to the caller
 # (https://www.twilio.com/docs/voice/twiml/dial#dialcallstatus): the call is left alone.
@@ -73,7 +54,7 @@ class TelephonyDeps:
 def caller_number(raw: str | None) -> str | None:
     """The caller's E.164 number, or None when it is withheld, empty or not a phone number."""
     value = (raw or "").strip()
-    if not value or value.lower() in WITHHELD or not E164.match(value):
+    if phone.withheld(value) or not phone.is_e164(value):
         return None
     return value
 
