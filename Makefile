@@ -8,7 +8,7 @@ VENV := .venv
 APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks libnet-ssleay-perl libio-socket-ssl-perl openssl \
 	ca-certificates python3-venv
 
-.PHONY: deps system-deps venv test lint demo bench bench-ingest bench-smtp bench-menu bench-watch clean
+.PHONY: deps system-deps venv test lint demo bench bench-ingest bench-smtp bench-menu bench-watch bench-claims clean
 
 deps: system-deps venv
 
@@ -45,7 +45,7 @@ demo: deps
 	$(VENV)/bin/python -m vm2mail.devstack.demo
 
 # Each bench prints its figures (and ratios against a reference measured in the same run).
-bench: bench-ingest bench-smtp bench-menu bench-watch
+bench: bench-ingest bench-smtp bench-menu bench-watch bench-claims
 
 bench-ingest: deps
 	$(VENV)/bin/python bench/ingest.py
@@ -58,6 +58,9 @@ bench-menu: deps
 
 bench-watch: deps
 	$(VENV)/bin/python bench/watch.py
+
+bench-claims: deps
+	$(VENV)/bin/python bench/claims.py
 
 clean:
 	rm -rf .work .pytest_cache .mypy_cache .ruff_cache

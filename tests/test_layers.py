@@ -27,6 +27,7 @@ LAYERS: dict[str, set[str]] = {
         "templating",
         "priority",
         "backoff",
+        "phone",
     },
     "services": {"signing", "crypto", "audio", "twilioapi", "mailstore"},
     "core": {"jobs", "pipeline", "notify", "watcher"},

@@ -1,12 +1,15 @@
-"""One codec for every token the gateway signs: menu state, media URLs, PIN entries and Reply-To addresses.
+"""The codecs for the gateway's signed tokens: menu state, PIN entries and Reply-To addresses.
 
 Every token is an HMAC-SHA256 (RFC 2104) under a key derived from ``server.secret_key`` with a label
 of its own (domain separation), so a token made for one purpose never passes for another. Two wire
 shapes exist: ``seal`` (base64url JSON, a dot, base64url MAC; for URLs) and the compact reply token
-(base32, truncated MAC; it must fit an RFC 5321 local part). The wire shapes are those the gateway
-has always issued, so tokens in flight and Reply-To addresses in delivered e-mails stay valid.
+(base32, truncated MAC; it must fit an RFC 5321 local part). Reply tokens of version 1
+(readable caller digits) are still accepted, so Reply-To addresses in delivered e-mails stay valid.
 
-Service layer: imports only config and errors.
+Media URLs are sealed as well as signed (telephony/media.py: they must not tell Twilio's logs which
+message a caller heard); that codec still lives beside its only user.
+
+Service layer: imports only config, errors and phone (base).
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ import binascii
 import hashlib
 import hmac
 import json
-import re
 import struct
 import time
 from typing import Any
 
+from vm2mail import phone
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import SignatureError
 
@@ -65,11 +68,10 @@ def unseal(secret: str, label: bytes, token: str) -> Any:
 
 # -- Reply-To tokens: the owner's e-mail reply to a voicemail becomes an SMS to the caller ---------------
 REPLY_PREFIX = "reply+"
-_REPLY_VERSION = 1
+_REPLY_VERSION = 2  # v2 masks the caller's digits (v1 tokens, with readable digits, are still accepted)
 _REPLY_LABEL = b"vm2mail smtp reply token v1"
 _REPLY_MAC_BYTES = 10  # 80 bits: a forger gets one guess per SMTP transaction
 _REPLY_HEAD = struct.Struct(">BH7s")  # version, expiry (days since 1970), caller digits (uint56)
-_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 DAY = 86400
 
 
@@ -77,17 +79,32 @@ class ReplyTokenExpired(SignatureError):
     """A genuine reply token whose validity has run out."""
 
 
-def make_reply_token(config: Config, mailbox_id: str, caller: str, *, now: float | None = None) -> str:
-    """``base32(version | expiry | caller | mac | mailbox id)``: lower-case, fits an RFC 5321 local part.
+def _reply_mac(config: Config, data: bytes) -> bytes:
+    return mac(config.server.secret_key, _REPLY_LABEL, data)[:_REPLY_MAC_BYTES]
 
-    Base32 rather than base64url because some mail systems change the case of local parts.
+
+def _reply_mask(config: Config, tag: bytes) -> bytes:
+    """The pad over the caller's digits: Reply-To is an outer header the IMAP server reads, and a
+    private mailbox must not show it who called (SIV-style: the pad derives from the MAC)."""
+    key = derive_key(config.server.secret_key, _REPLY_LABEL)
+    return hmac.new(key, b"caller-mask" + tag, hashlib.sha256).digest()[:7]
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def make_reply_token(config: Config, mailbox_id: str, caller: str, *, now: float | None = None) -> str:
+    """``base32(version | expiry | masked caller | mac | mailbox id)``: lower-case, fits an RFC 5321
+    local part. Base32 rather than base64url because some mail systems change the case of local parts.
     """
     assert config.smtp_ingress is not None
     days = int((time.time() if now is None else now) // DAY) + config.smtp_ingress.reply_token_days
-    head = _REPLY_HEAD.pack(_REPLY_VERSION, days, int(caller[1:]).to_bytes(7, "big"))
+    digits = int(caller[1:]).to_bytes(7, "big")
     box = mailbox_id.encode()
-    tag = mac(config.server.secret_key, _REPLY_LABEL, head + box)[:_REPLY_MAC_BYTES]
-    return base64.b32encode(head + tag + box).decode().rstrip("=").lower()
+    tag = _reply_mac(config, _REPLY_HEAD.pack(_REPLY_VERSION, days, digits) + box)
+    raw = _REPLY_HEAD.pack(_REPLY_VERSION, days, _xor(digits, _reply_mask(config, tag))) + tag + box
+    return base64.b32encode(raw).decode().rstrip("=").lower()
 
 
 def open_reply_token(config: Config, token: str, *, now: float | None = None) -> tuple[Mailbox, str, int]:
@@ -100,12 +117,14 @@ def open_reply_token(config: Config, token: str, *, now: float | None = None) ->
     if len(raw) < size + _REPLY_MAC_BYTES + 1:
         raise SignatureError("reply token too short")
     head, tag, box = raw[:size], raw[size : size + _REPLY_MAC_BYTES], raw[size + _REPLY_MAC_BYTES :]
-    expected = mac(config.server.secret_key, _REPLY_LABEL, head + box)[:_REPLY_MAC_BYTES]
-    if not hmac.compare_digest(tag, expected):
-        raise SignatureError("reply token signature does not match")
     version, days, digits = _REPLY_HEAD.unpack(head)
+    if version == _REPLY_VERSION:
+        digits = _xor(digits, _reply_mask(config, tag))
+        head = _REPLY_HEAD.pack(version, days, digits)
+    if not hmac.compare_digest(tag, _reply_mac(config, head + box)):
+        raise SignatureError("reply token signature does not match")
     mailbox = config.mailboxes.get(box.decode(errors="replace"))
-    if version != _REPLY_VERSION or mailbox is None:
+    if version not in (1, _REPLY_VERSION) or mailbox is None:
         raise SignatureError("reply token names no mailbox")
     if days < int((time.time() if now is None else now) // DAY):
         raise ReplyTokenExpired("reply token expired")
@@ -115,7 +134,7 @@ def open_reply_token(config: Config, token: str, *, now: float | None = None) ->
 def reply_address(config: Config, mailbox: Mailbox, caller: str | None) -> str | None:
     """The Reply-To address for a voicemail in ``mailbox`` from ``caller``; None when nobody can be texted."""
     ingress = config.smtp_ingress
-    if ingress is None or not config.twilio.sms_from or not caller or not _E164.match(caller):
+    if ingress is None or not config.twilio.sms_from or not caller or not phone.is_e164(caller):
         return None
     if not mailbox.email:
         return None  # nobody could prove to be the owner

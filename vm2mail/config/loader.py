@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from vm2mail.config.model import (
 )
 from vm2mail.config.schema import (
     Section,
+    country,
     e164,
     fingerprint,
     language,
@@ -34,6 +36,19 @@ from vm2mail.config.services import admin, menu, notify, smtp_ingress, smtp_rela
 from vm2mail.config.yamlsource import Source
 from vm2mail.errors import ConfigError
 from vm2mail.pinhash import is_pin_hash
+
+log = logging.getLogger(__name__)
+
+
+def _private(source: Source, s: Section, default: bool) -> bool:
+    """``private``, or the deprecated ``private_subject`` read as ``private`` (it promised privacy)."""
+    if s.data.get("private_subject") is not None:
+        log.warning(
+            "%s:%d: %s: deprecated, use `private: true` (it hides every caller detail, not only the Subject)",
+            source.file.name, source.line(s.key_path("private_subject")), s.key_path("private_subject"),
+        )  # fmt: skip
+    legacy = s.get("private_subject", bool, None)
+    return bool(s.get("private", bool, default) or legacy)
 
 
 def _server(source: Source, data: Any) -> ServerConfig:
@@ -135,7 +150,8 @@ def _defaults(source: Source, data: Any) -> Defaults:
         language=s.get("language", str, "en-US", language),
         timezone=s.get("timezone", str, "Europe/Berlin", timezone),
         missed_call_email=s.get("missed_call_email", bool, True),
-        private_subject=s.get("private_subject", bool, False),
+        private=_private(source, s, False),
+        country=_country(s.get("country", str, None, country)),
         max_messages=s.get("max_messages", int, 100, positive),
         retention_days=s.get("retention_days", int, None, positive),
         trash_days=s.get("trash_days", int, 30, positive),
@@ -175,7 +191,9 @@ def _mailbox(source: Source, box_id: str, data: Any, d: Defaults) -> Mailbox:
         language=s.get("language", str, d.language, language),
         timezone=s.get("timezone", str, d.timezone, timezone),
         missed_call_email=s.get("missed_call_email", bool, d.missed_call_email),
-        private_subject=s.get("private_subject", bool, d.private_subject),
+        private_subject=False,
+        private=_private(source, s, d.private),
+        country=_country(s.get("country", str, d.country, country)),
         phone_playback=s.get("phone_playback", bool, False),
         pin_hash=s.get("pin", str, None, _pin_hash),
         aliases=tuple(strings(source, f"{path}.aliases", s.get("aliases", list, []))),
@@ -189,6 +207,10 @@ def _mailbox(source: Source, box_id: str, data: Any, d: Defaults) -> Mailbox:
     )
     s.done()
     return box
+
+
+def _country(value: str | None) -> str | None:
+    return value.upper() if value else None
 
 
 def _pin_hash(value: Any) -> str | None:
@@ -256,8 +278,6 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
             emails.append("admin.email")
         for path in emails:
             source.error(path, "needs an smtp_relay section to send e-mail through")
-    if source.problems:
-        raise ConfigError(source.problems)
     config = Config(
         source=file,
         server=server,
@@ -274,8 +294,19 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
         watcher=watcher_config,
     )
     if check_keys is not None:
-        for key_path, problem in check_keys(config):
-            source.error(key_path, problem)
-        if source.problems:
-            raise ConfigError(source.problems)
+        # Key problems are reported together with every other problem, so one run of check-config
+        # shows all. With other errors the config may be half-built: then a failing check adds nothing.
+        broken = bool(source.problems)
+        try:
+            found = check_keys(config)
+        except Exception:
+            if not broken:
+                raise
+            found = []
+        reported = " ".join(source.problems)
+        for key_path, problem in found:
+            if not (broken and f" {key_path}: " in reported):  # a malformed fingerprint is said once
+                source.error(key_path, problem)
+    if source.problems:
+        raise ConfigError(source.problems)
     return config

@@ -162,6 +162,8 @@ class Defaults:
     timezone: str = "Europe/Berlin"
     missed_call_email: bool = True  # a caller who hangs up silently leaves a short "missed call" e-mail
     private_subject: bool = False  # outer Subject generic ("Voicemail") when encrypted
+    private: bool = False  # every caller detail only inside the encryption (implies private_subject)
+    country: str | None = None  # ISO 3166 code (e.g. "DE"): reads national numbers, shows them nationally
     max_messages: int = 100  # a full mailbox takes no new recordings
     retention_days: int | None = None  # voicemails older than this move to Trash; None: kept
     trash_days: int | None = 30  # the gateway empties what it put in Trash after this
@@ -190,6 +192,8 @@ class Mailbox:
     missed_call_email: bool
     private_subject: bool
     phone_playback: bool = False
+    private: bool = False  # outer headers say "Voicemail" only; caller details in protected headers
+    country: str | None = None  # ISO 3166 code: how numbers are read from PBXs and shown to this user
     pin_hash: str | None = field(default=None, repr=False)  # `vm2mail hash-pin` output (scrypt)
     aliases: tuple[str, ...] = ()  # extra SMTP ingress local parts, e.g. ("anna", "sales-anna")
     max_messages: int = 100

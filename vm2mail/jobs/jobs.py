@@ -9,37 +9,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from vm2mail import phone
+
 VOICEMAIL = "voicemail"
 MISSED_CALL = "missed-call"
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
-
-# What Twilio puts in From when the caller ID is withheld: the words, or the numbers that spell
-# ANONYMOUS, UNAVAILABLE, RESTRICTED and BLOCKED on a keypad
-# (https://www.twilio.com/docs/voice/twiml#request-parameters, "Caller ID" notes).
-WITHHELD = frozenset(
-    {
-        "anonymous",
-        "restricted",
-        "unavailable",
-        "unknown",
-        "private",
-        "blocked",
-        "+266696687",
-        "+86282452253",
-        "+7378742833",
-        "+2562533",
-    }
-)
-
-
 def caller_number(raw: str | None) -> str | None:
     """The caller's E.164 number, or None when it is withheld, empty or not a phone number."""
     value = (raw or "").strip()
-    if not value or value.lower() in WITHHELD or not E164.match(value):
+    if phone.withheld(value) or not phone.is_e164(value):
         return None
     return value
 
@@ -60,6 +41,7 @@ class CallInfo:
     called: str  # the E.164 number the caller dialled
     caller: str | None = None  # E.164, or None when the caller ID is withheld
     caller_name: str | None = None  # CNAM / display name, may be UTF-8
+    extension: str | None = None  # a PBX-internal caller's extension (no public number)
 
 
 @dataclass(kw_only=True)

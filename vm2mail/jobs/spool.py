@@ -62,6 +62,7 @@ class Spool:
         self._queued: set[str] = set()
         self._wakeup: asyncio.Event | None = None
         self._claimed: set[str] = set()  # jobs this process moved to cur/ and has not settled yet
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop ``claim`` waits on
 
     # -- layout ---------------------------------------------------------------------------------
     def dir(self, state: str) -> Path:
@@ -127,7 +128,7 @@ class Spool:
             fsync_dir(self.dir("new"))
         except OSError as exc:
             raise SpoolError(f"cannot write job {job.id}: {exc}") from exc
-        self._enqueue(job.id, job.not_before)
+        self._requeue(job.id, job.not_before)
         return True
 
     async def submit(self, job: Job, blob: bytes | None = None, blob_suffix: str = ".bin") -> bool:
@@ -172,6 +173,7 @@ class Spool:
         """Wait for the next job whose time has come and move it to cur/."""
         if self._wakeup is None:
             self._wakeup = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         while True:
             now = time.time()
             if self._ready and self._ready[0][0] <= now:
@@ -219,7 +221,29 @@ class Spool:
         job.history.append(f"{_now()}: attempt {job.attempts} failed, retry in {delay:.0f}s: {reason}")
         self._rewrite(job, "cur")
         os.replace(self.path("cur", job.id), self.path("new", job.id))
-        self._enqueue(job.id, job.not_before)
+        self._requeue(job.id, job.not_before)
+
+    def _requeue(self, job_id: str, not_before: float) -> None:
+        """Queue ``job_id`` and wake ``claim``, from any thread (``_sync`` methods run in workers)."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or loop is running or loop.is_closed():
+            self._enqueue(job_id, not_before)  # on the loop's thread, or nobody waiting yet
+            if self._wakeup is not None and loop is running:
+                self._wakeup.set()
+            return
+        # asyncio.Event and the heap belong to the loop: set from a worker thread, the waiter might never
+        # be woken (Event.set is not thread-safe) and the heap could be changed under claim().
+        try:
+            loop.call_soon_threadsafe(self._wake_with, job_id, not_before)
+        except RuntimeError:  # the loop closed meanwhile: nobody waits, a later claim() finds it
+            self._enqueue(job_id, not_before)
+
+    def _wake_with(self, job_id: str, not_before: float) -> None:
+        self._enqueue(job_id, not_before)
         if self._wakeup is not None:
             self._wakeup.set()
 

@@ -102,7 +102,7 @@ class ImapCommands:
                     f"server says {line.decode('utf-8', 'replace')[:200]!r}; starting a new session"
                 )
 
-    async def create(self, folder: str, *, strict: bool = True) -> bool:
+    async def create(self, folder: str, *, strict: bool = True, subscribe: bool = True) -> bool:
         """CREATE and SUBSCRIBE ``folder`` (RFC 3501 §6.3.3, §6.3.6); False when it was there already.
 
         With ``strict`` a refusal other than RFC 5530 ``[ALREADYEXISTS]`` (permissions, invalid name)
@@ -111,8 +111,8 @@ class ImapCommands:
         name = wire_mailbox(folder, self.delimiter)
         response = await self.command(self.client.create(name), f"CREATE {folder!r}", ok=("OK", "NO"))
         if response.result == "OK":
-            # CREATE does not subscribe; mail clients show only subscribed folders.
-            await self.command(self.client.subscribe(name), f"SUBSCRIBE {folder!r}")
+            if subscribe:  # CREATE does not subscribe; mail clients show only subscribed folders
+                await self.command(self.client.subscribe(name), f"SUBSCRIBE {folder!r}")
             log.info("IMAP %s: created folder %r for %s", self.where, folder, self.login)
             return True
         if strict and "ALREADYEXISTS" not in status_text(response).upper():

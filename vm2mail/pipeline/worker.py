@@ -24,7 +24,7 @@ from vm2mail.jobs import jobs
 from vm2mail.jobs.jobs import Job
 from vm2mail.jobs.spool import Spool
 from vm2mail.mailstore.store import ImapStore
-from vm2mail.pipeline import callstatus
+from vm2mail.pipeline import callstatus, wording
 from vm2mail.pipeline.message import Voicemail, compose
 from vm2mail.priority import run_batch
 from vm2mail.signing import reply_address
@@ -223,15 +223,20 @@ class Pipeline:
             job.history.append(f"recording is {why}: delivered as a missed call")
             job.kind = jobs.MISSED_CALL
             return None
+        # One MP3 serves every copy of a group's voicemail: it speaks the called mailbox's language
+        # and shows its local time (ID3 TDRC has no zone; the "recorded" TXXX keeps the offset).
         tags = VoicemailTags(
-            title=f"Voicemail from {job.call.caller_name or job.call.caller or 'unknown caller'}",
+            title=wording.title(job.call, mailbox),
             caller=job.call.caller,
             caller_name=job.call.caller_name,
             called=job.call.called,
-            date=job.started,
+            date=job.started.astimezone(mailbox.tz),
             duration=encoded.duration,
             mailbox=mailbox.id,
             call_id=job.call.call_sid,
+            comment=wording.comment(job.call, mailbox, mailbox, job.started),
+            artist=wording.who(job.call, mailbox),
+            extension=job.call.extension,
         )
         await run_batch(write_tags, encoded.path, tags)
         return encoded

@@ -94,7 +94,17 @@ def reply_text(message: EmailMessage, max_chars: int) -> str:
     cleaned = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
     if not cleaned:
         raise ReplyRefused("550 5.6.0 The reply has no text of its own; no SMS was sent")
-    return cleaned[:max_chars].rstrip()
+    return cut(cleaned, max_chars)
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, ending at a word boundary where there is one in the
+    second half (a single long word is cut hard): an SMS that ends mid-word reads as an error."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]
+    space = max(head.rfind(" "), head.rfind("\n"))
+    return (text[:space] if space > limit // 2 else text[:limit]).rstrip()
 
 
 def _is_auto_reply(message: EmailMessage) -> bool:
