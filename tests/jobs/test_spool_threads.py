@@ -6,7 +6,7 @@ import asyncio
 import threading
 from pathlib import Path
 
-from tests.ingest.test_spool import make_job
+from tests.jobs.test_spool import make_job
 from vm2mail.jobs.jobs import Job
 from vm2mail.jobs.spool import Spool
 
