@@ -7,7 +7,7 @@ VENV := .venv
 APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks openssl ca-certificates python3-venv
 BINARIES := ffmpeg ffprobe dovecot doveadm gpg sox swaks openssl
 
-.PHONY: deps system-deps venv test lint demo bench bench-ingest bench-smtp bench-menu bench-watch clean
+.PHONY: deps system-deps venv test lint wheel-demo demo bench bench-ingest bench-smtp bench-menu bench-watch clean
 
 deps: system-deps venv
 
@@ -38,6 +38,17 @@ lint: venv
 
 test: deps
 	$(VENV)/bin/pytest
+
+# The wheel as users install it (not editable, clean venv, run from outside the checkout): one demo call.
+WHEEL_DIR := .work/wheel
+wheel-demo: system-deps
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	$(PYTHON) -m venv $(WHEEL_DIR)/venv
+	$(WHEEL_DIR)/venv/bin/pip install -q --upgrade pip
+	$(WHEEL_DIR)/venv/bin/pip wheel -q --no-deps -w $(WHEEL_DIR)/dist .
+	$(WHEEL_DIR)/venv/bin/pip install -q $(WHEEL_DIR)/dist/vm2mail-*.whl
+	cd $(WHEEL_DIR) && venv/bin/python -c 'import sys, vm2mail; sys.exit("site-packages" not in vm2mail.__file__)'
+	cd $(WHEEL_DIR) && venv/bin/python -m vm2mail.devstack.demo --once --root demo
 
 demo: deps
 	$(VENV)/bin/python -m vm2mail.devstack.demo

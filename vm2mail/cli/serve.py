@@ -19,6 +19,7 @@ from vm2mail.ingest.jobs import twilio_job_id
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SAMPLE_CANDIDATES = (
+    Path(__file__).resolve().parent.parent / "devstack" / "sample" / "en-callback-request.wav",  # a wheel
     REPO.parent / "shared" / "samples" / "en-callback-request.wav",
     REPO / "deploy" / "demo" / "en-callback-request.wav",
 )
