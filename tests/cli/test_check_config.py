@@ -89,3 +89,35 @@ def test_secrets_are_not_printed(tmp_path: Path) -> None:
 def test_usage_errors_exit_2() -> None:
     assert run("check-config").returncode == 2
     assert run("no-such-command", "-c", "x").returncode == 2
+
+
+def test_bad_values_and_encodings_are_one_line_each_not_a_traceback(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "vm.yaml", base_data(tmp_path))
+    good = path.read_text()
+    for text, expected in (
+        (
+            good.replace(
+                next(line for line in good.splitlines() if "public_url" in line),
+                '  public_url: "http://[::1"',
+            ),
+            "server.public_url: 'http://[::1' is not a valid URL",
+        ),
+        (
+            good.replace("workers: 2", "workers: !!int ten")
+            if "workers: 2" in good
+            else good + "x: !!int ten\n",
+            "cannot be read as tag:yaml.org,2002:int",
+        ),
+        (good + "extra: !unknown-tag 1\n", "could not determine a constructor for the tag '!unknown-tag'"),
+    ):
+        path.write_text(text)
+        result = run("check-config", "-c", str(path))
+        assert result.returncode == 1, result.stdout
+        assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert all(line.startswith("vm.yaml:") for line in result.stderr.splitlines() if line.strip()), (
+            result.stderr
+        )
+    path.write_bytes(good.encode() + b"# caf\xe9\n")
+    result = run("check-config", "-c", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"vm.yaml:{len(good.splitlines()) + 1}: not valid UTF-8" in result.stderr, result.stderr
