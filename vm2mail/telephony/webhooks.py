@@ -17,6 +17,7 @@ from multidict import MultiDict
 from vm2mail import logsetup, metrics
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import SignatureError, SpoolError, TelephonyError
+from vm2mail.ingest.fetch import recording_url
 from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
 from vm2mail.ingest.spool import Spool
 from vm2mail.menu.state import MenuState
@@ -193,8 +194,9 @@ def recording_job(
         ),
         started_at=_started_at(form.get("RecordingStartTime"), now),
         recording_sid=recording_sid,
-        # Only a completed recording has media to fetch; the worker fetches it with Basic auth.
-        recording_url=(form.get("RecordingUrl") or None) if kind == VOICEMAIL else None,
+        # Only a completed recording has media to fetch; the worker fetches it with Basic auth, from
+        # the URL built of api_base_url and the validated SID, not the callback's RecordingUrl.
+        recording_url=recording_url(config.twilio, recording_sid) if kind == VOICEMAIL else None,
         recording_duration=_seconds(form.get("RecordingDuration")),
     )
 
