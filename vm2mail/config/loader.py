@@ -53,6 +53,7 @@ def _server(source: Source, data: Any) -> ServerConfig:
         log_format=s.get(
             "log_format", str, "text", lambda v: None if v in ("text", "json") else "must be text or json"
         ),
+        spool_keep_days=s.get("spool_keep_days", int, 30, positive),
     )
     s.done()
     if not config.secret_key:

@@ -21,6 +21,8 @@ class ServerConfig:
     # HMAC key for signed media URLs and menu state; read from env/file, never logged.
     secret_key: str = field(repr=False)
     log_format: str = "text"  # text | json
+    # spool/done/ (delivered jobs) and spool/replies/ (sent SMS replies) are pruned after this long.
+    spool_keep_days: int = 30
 
     @property
     def public_host(self) -> str:
