@@ -79,6 +79,20 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[-1].split()[19]
 
 
+def _alive(pid: int, started: str) -> bool:
+    """Whether the process that wrote a marker (``pid``, started at ``started``) still runs."""
+    now = _start_time(pid)
+    if now is not None:
+        return now == started  # another process with a reused pid is not the claimant
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process (/proc hidden, e.g. ProtectProc=): assume it is the one
+    return True
+
+
 def _mark(spool: Spool, job_id: str) -> None:
     """Record this process as the claimant of ``job_id`` in cur/ (written whole, then renamed)."""
     marker = _marker(spool, job_id)
@@ -102,9 +116,18 @@ def abandoned(spool: Spool, job_id: str, gateway_started: float | None) -> int |
         return None
     if gateway_started is not None and gateway_started >= written:
         return None
-    if _start_time(pid) == started:
+    if _alive(pid, started):
         return None  # still running: its job
     return pid
+
+
+def _live_command(spool: Spool, job_id: str) -> bool:
+    """Whether a running command (another admin's, at this moment) has claimed ``job_id``."""
+    try:
+        pid, started = _marker(spool, job_id).read_text().split()
+        return _alive(int(pid), started)
+    except (OSError, ValueError):
+        return False
 
 
 def _claim(spool: Spool, job_id: str, takeover: bool) -> Job | None:
@@ -168,7 +191,9 @@ class Batch:
         A job a gateway has claimed is waited for (up to ``wait`` seconds); ``cur`` is returned when
         it is still claimed after that.
         """
-        takeover = self.requeue_claimed or abandoned(self.spool, job_id, self.gateway_started) is not None
+        gone = abandoned(self.spool, job_id, self.gateway_started)
+        # Without a gateway, cur/ is a gone process's, unless another command is delivering it now.
+        takeover = gone is not None or (self.requeue_claimed and not _live_command(self.spool, job_id))
         job = await asyncio.to_thread(_claim, self.spool, job_id, takeover)
         if job is not None:
             if job.not_before > time.time():
