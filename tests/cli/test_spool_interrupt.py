@@ -90,15 +90,20 @@ def wait_claimed(spool: Path, job_id: str, process: subprocess.Popen[str]) -> No
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_during_delivery_gives_the_job_back(
-    stack: Callable[..., Stack], silent_imap: int, gateway_stand_in: Callable[[Path], None], tmp_path: Path
+    stack: Callable[..., Stack],
+    silent_imap: int,
+    gateway_stand_in: Callable[[Path], None],
+    tmp_path: Path,
+    sig: signal.Signals,
 ) -> None:
     s = stack({"201": {}})
     job = _failed_job(s.spool, 1)
     gateway_stand_in(s.spool)
     process = start_retry(hanging_config(s, silent_imap, tmp_path), job.id)
     wait_claimed(s.spool, job.id, process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
