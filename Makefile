@@ -45,7 +45,7 @@ wheel-demo: system-deps
 	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
 	$(PYTHON) -m venv $(WHEEL_DIR)/venv
 	$(WHEEL_DIR)/venv/bin/pip install -q --upgrade pip
-	$(WHEEL_DIR)/venv/bin/pip wheel -q --no-deps -w $(WHEEL_DIR)/dist .
+	$(WHEEL_DIR)/venv/bin/pip wheel -q --no-deps -w $(WHEEL_DIR)/dist . && rm -rf build
 	$(WHEEL_DIR)/venv/bin/pip install -q $(WHEEL_DIR)/dist/vm2mail-*.whl
 	cd $(WHEEL_DIR) && venv/bin/python -c 'import sys, vm2mail; sys.exit("site-packages" not in vm2mail.__file__)'
 	cd $(WHEEL_DIR) && venv/bin/python -m vm2mail.devstack.demo --once --root demo
@@ -69,4 +69,4 @@ bench-watch: deps
 	$(VENV)/bin/python bench/watch.py
 
 clean:
-	rm -rf .work .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .work build .pytest_cache .mypy_cache .ruff_cache
