@@ -84,23 +84,23 @@ def test_signed_request_with_unknown_or_wrong_charset_is_400(
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
-def _random_text(rng: random.Random, size: int) -> str:
+def random_text(rng: random.Random, size: int) -> str:
     alphabet = string.printable + "äöüß€😀\u0000\u202e\ud7ff"
     return "".join(rng.choice(alphabet) for _ in range(size))
 
 
-def _fuzz_request(rng: random.Random) -> tuple[str, bytes, dict[str, str]]:
+def fuzz_request(rng: random.Random) -> tuple[str, bytes, dict[str, str]]:
     path = rng.choice(PATHS)
     base = dict(RECORDING) if path == RECORDING_PATH else call_params("+4930555201")
     params = dict(base)
     for _ in range(rng.randint(0, 4)):  # mutate, drop or add fields
         choice = rng.random()
         if choice < 0.4 and params:
-            params[rng.choice(list(params))] = _random_text(rng, rng.choice((0, 1, 40, 3000)))
+            params[rng.choice(list(params))] = random_text(rng, rng.choice((0, 1, 40, 3000)))
         elif choice < 0.6 and params:
             params.pop(rng.choice(list(params)))
         else:
-            params[_random_text(rng, rng.randint(1, 20))] = _random_text(rng, rng.randint(0, 200))
+            params[random_text(rng, rng.randint(1, 20))] = random_text(rng, rng.randint(0, 200))
     if rng.random() < 0.2:  # Twilio's parameters with nonsense where a status or a number is expected
         params.update(
             {
@@ -146,7 +146,7 @@ def test_fuzzed_webhooks_never_get_a_500_or_log_a_traceback(
     async def scenario() -> None:
         async with running_gateway(make_telephony_config(tmp_path)) as gw:
             for _ in range(300):
-                path, body, headers = _fuzz_request(rng)
+                path, body, headers = fuzz_request(rng)
                 headers = {k: v.encode("utf-8", "replace").decode("latin-1") for k, v in headers.items()}
                 async with gw.session.post(
                     URL(gw.url + path, encoded=True), data=body, headers=headers
