@@ -37,9 +37,9 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)  # usage errors: argparse prints them and exits 2
-    # Commands that deliver give their claimed jobs back on SIGTERM too (serve installs its own).
-    if threading.current_thread() is threading.main_thread():  # signal.signal works only there
-        signal.signal(signal.SIGTERM, _terminate)
+    # Commands that deliver give their claimed jobs back on SIGTERM too; serve has its own shutdown.
+    if args.command != "serve" and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)  # signal.signal works in the main thread only
     try:
         result: int = args.func(args)
     except ConfigError as exc:
