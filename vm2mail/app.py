@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from vm2mail import ops
+from vm2mail import monitor, ops
 from vm2mail.config import Config, load_config
 from vm2mail.config.model import Mailbox
 from vm2mail.errors import Vm2mailError
@@ -29,6 +29,8 @@ from vm2mail.mailstore.voicemails import Voicemails
 from vm2mail.menu.call import MenuDeps
 from vm2mail.menu.routes import add_menu_routes, greeting_url
 from vm2mail.notify import Notifier
+from vm2mail.routing.breaker import Breakers
+from vm2mail.routing.switches import Switches
 from vm2mail.smtp.server import SmtpIngress
 from vm2mail.telephony.media import Playback, add_media_routes
 from vm2mail.telephony.rest import TwilioRest
@@ -88,15 +90,17 @@ def menu_deps(gateway: Gateway, rest: TwilioRest) -> MenuDeps:
         if gateway.notifier is not None:
             gateway.notifier.alert_soon(subject, text)
 
+    metadata = Metadata(gateway.store)
     return MenuDeps(
         config=gateway.current,
         voicemails=voicemails,
-        metadata=Metadata(gateway.store),
+        metadata=metadata,
         playback=Playback(gateway.current, voicemails),
         greetings=Greetings(gateway.store, voicemails),
         http=gateway.http,
         delete_recording=rest.delete_recording,
         alert=alert,
+        switches=Switches(gateway.current, metadata),
     )
 
 
@@ -168,6 +172,8 @@ class Gateway:
         add_delivered_hook(gateway.pipeline, watcher.on_delivered)
         watcher.subscribe(_nudge_notifier(gateway.notifier))
         menu = menu_deps(gateway, rest)
+        assert menu.switches is not None
+        notifier = gateway.notifier
         add_routes(
             app,
             TelephonyDeps(
@@ -175,8 +181,11 @@ class Gateway:
                 spool=spool,
                 greeting_url=greeting_url(menu),
                 mailbox_full=watcher.mailbox_full,
+                switches=menu.switches,
+                breakers=Breakers(lambda: gateway.config.routing, alert=notifier.alert_soon),
             ),
         )
+        monitor.add_monitor_routes(app, gateway.current, menu.switches, rest)
         add_menu_routes(app, menu)
         add_media_routes(app, menu.playback)
         ops.add_ops_routes(app, ops.Health(gateway.current, spool, store, key_problems), spool)

@@ -15,7 +15,7 @@ from vm2mail.config.yamlsource import Source
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
 LANGUAGES = ("en-US", "de-DE")
-SECRET_KEYS = {"auth_token", "imap_password", "master_password", "secret_key", "password"}
+SECRET_KEYS = {"auth_token", "imap_password", "master_password", "secret_key", "password", "monitor_token"}
 _MISSING = object()
 
 

@@ -213,6 +213,8 @@ class Menu:
             return await options.hear(call, state)
         if key == "3":
             return await options.remove(call, state)
+        if key == "4":
+            return await options.divert(call, state)
         if key == "5":
             return options.new_pin(call, state)
         if key in ("#", "*"):

@@ -1,4 +1,4 @@
-"""Mailbox options (key 0): record, hear and remove the greeting, change the PIN."""
+"""Mailbox options (key 0): record, hear and remove the greeting, divert to voicemail, change the PIN."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import logging
 import tempfile
+import time
 from pathlib import Path
 
 from vm2mail.errors import Vm2mailError
@@ -13,6 +14,7 @@ from vm2mail.ingest.fetch import fetch_recording
 from vm2mail.menu.call import Call
 from vm2mail.menu.state import MenuState, pin_mac
 from vm2mail.pinhash import PIN
+from vm2mail.routing import control
 from vm2mail.telephony import twiml
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,20 @@ async def remove(call: Call, state: MenuState) -> str:
     removed = await call.deps.greetings.remove(mailbox)
     name = "menu-greeting-removed.j2" if removed else "menu-greeting-none.j2"
     log.info("call %s: %d greeting(s) of mailbox %s removed", call.call_sid, removed, mailbox.id)
+    return options_page(call, state, [call.prompt(name)])
+
+
+async def divert(call: Call, state: MenuState) -> str:
+    """Option 4: send the mailbox's calls straight to voicemail, or ring ``forward_to`` again (a toggle)."""
+    mailbox = call.mailbox
+    assert mailbox is not None
+    switches = call.deps.switches
+    if switches is None:
+        return options_page(call, state, [call.prompt("menu-invalid.j2")])
+    current = await switches.mode(mailbox)
+    now = time.time()
+    switch = await control.divert(switches, mailbox, on=not current.active(now), by=f"phone {call.call_sid}")
+    name = "menu-divert-on.j2" if switch.active(now) else "menu-divert-off.j2"
     return options_page(call, state, [call.prompt(name)])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -21,6 +22,9 @@ from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job, sid_messa
 from vm2mail.ingest.spool import Spool
 from vm2mail.menu.state import MenuState
 from vm2mail.menu.state import encode as encode_state
+from vm2mail.routing import decide as routing
+from vm2mail.routing.breaker import Breakers, dial_failed
+from vm2mail.routing.switches import Switches
 from vm2mail.telephony import callstatus, prompts, twiml
 from vm2mail.telephony.signature import SIGNATURE_HEADER, verify, webhook_url
 
@@ -67,6 +71,8 @@ class TelephonyDeps:
     # Optional services the composition root wires in when they run:
     mailbox_full: Callable[[Mailbox], Awaitable[bool]] | None = None  # the watcher's counts (max_messages)
     greeting_url: Callable[[Mailbox], Awaitable[str | None]] | None = None  # recorded greeting (menu)
+    switches: Switches | None = None  # divert/outage switches in IMAP (routing/switches.py)
+    breakers: Breakers | None = None  # the PBX circuit breakers (routing/breaker.py)
 
 
 def caller_number(raw: str | None) -> str | None:
@@ -202,7 +208,12 @@ class _Webhooks:
         self.deps = deps
 
     async def _voicemail(
-        self, config: Config, mailbox: Mailbox, form: Mapping[str, str], attempt: int = 1
+        self,
+        config: Config,
+        mailbox: Mailbox,
+        form: Mapping[str, str],
+        attempt: int = 1,
+        route: routing.Route | None = None,
     ) -> str:
         if self.deps.mailbox_full is not None and await self.deps.mailbox_full(mailbox):
             log.info("call %s: mailbox %s is full, nothing recorded", form.get("CallSid", "?"), mailbox.id)
@@ -222,7 +233,10 @@ class _Webhooks:
             caller=caller,
         )
         menu_action = None
-        if attempt == 1:
+        if route is not None and route.greeting != routing.GREETING and attempt == 1:
+            # Away, outage or closed: the situation's greeting (templates/prompts/<lang>/<kind>.j2).
+            greeting = prompts.mailbox_prompt(config, mailbox, f"{route.greeting}.j2", text=route.away_text)
+        elif attempt == 1:
             recorded = await self.deps.greeting_url(mailbox) if self.deps.greeting_url else None
             greeting = twiml.Play(recorded) if recorded else greeting
             if mailbox.pin_hash is not None:
@@ -239,6 +253,31 @@ class _Webhooks:
             attempt=attempt,
             menu_action=menu_action,
         )
+
+    async def _route(self, config: Config, called: str, mailbox: Mailbox) -> routing.Route:
+        """Ask the routing core; the switches are read cache-first and bounded (routing/switches.py)."""
+        switch = outage = routing.Switch()
+        if self.deps.switches is not None:
+            switch, outage = await asyncio.gather(
+                self.deps.switches.cached_mode(mailbox), self.deps.switches.cached_outage()
+            )
+        breakers = self.deps.breakers
+        phase = (
+            breakers.phase(mailbox.forward_to) if breakers and mailbox.forward_to else routing.BREAKER_CLOSED
+        )
+        route = routing.decide(
+            config=config,
+            called=called,
+            mailbox=mailbox,
+            switch=switch,
+            outage=outage,
+            breaker=phase,
+            now=datetime.now(UTC),
+        )
+        if route.forward and phase == routing.BREAKER_PROBE and breakers and mailbox.forward_to:
+            breakers.probing(mailbox.forward_to)  # synchronous with phase(): one probe at a time
+        metrics.ROUTES.labels(reason=route.reason).inc()
+        return route
 
     def _query_mailbox(self, config: Config, request: web.Request) -> Mailbox | None:
         return config.mailboxes.get(request.query.get("mb", ""))
@@ -264,7 +303,8 @@ class _Webhooks:
             prompt = prompts.service_prompt(config, prompts.NOT_IN_SERVICE, called=called)
             metrics.CALLS.labels(outcome="unknown_number").inc()
             return _twiml(twiml.say_and_hangup(prompt))
-        if mailbox.forward_to:
+        route = await self._route(config, called, mailbox)
+        if route.forward and mailbox.forward_to:
             log.info("call %s: mailbox %s, ringing its forward number first", call_sid, mailbox.id)
             caller_id = caller_number(form.get("From")) or called
             metrics.CALLS.labels(outcome="forward").inc()
@@ -276,9 +316,9 @@ class _Webhooks:
                     caller_id=caller_id,
                 )
             )
-        log.info("call %s: mailbox %s, taking a message", call_sid, mailbox.id)
+        log.info("call %s: mailbox %s, taking a message (%s)", call_sid, route.mailbox.id, route.reason)
         metrics.CALLS.labels(outcome="voicemail").inc()
-        return _twiml(await self._voicemail(config, mailbox, form))
+        return _twiml(await self._voicemail(config, route.mailbox, form, route=route))
 
     async def dial_done(self, request: web.Request) -> web.Response:
         """The ``<Dial action>``: answered calls are left alone, the rest go to voicemail."""
@@ -286,6 +326,10 @@ class _Webhooks:
         form = await _form(request)
         call_sid = _sid(form, "CallSid", CALL_SID)
         status = form.get("DialCallStatus", "")
+        forwarded = self._query_mailbox(config, request)
+        if self.deps.breakers is not None and forwarded is not None and forwarded.forward_to:
+            failed = dial_failed(status, form.get("DialSipResponseCode"))
+            self.deps.breakers.result(forwarded.forward_to, failed, call_sid=call_sid)
         if status in CONNECTED:
             log.info("call %s: forwarded call answered (%s)", call_sid, status)
             return _twiml(twiml.hangup())
