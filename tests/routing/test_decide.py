@@ -192,3 +192,11 @@ def test_sip_forward_and_token_from_the_environment(
     assert config.mailboxes["201"].forward_to == "sip:201@pbx.example.com"
     assert config.outage.monitor_token == "m" * 24
     assert "m" * 24 not in repr(config.outage)
+
+
+def test_holidays_alone_keep_every_other_day_open(make_config: Callable[..., Config]) -> None:
+    config = make_config(mailboxes={"201": {"office_hours": {"holidays": ["2026-12-24"]}}})
+    box = config.mailboxes["201"]
+    assert is_open(box.office_hours, MON_10.astimezone(box.tz))
+    assert is_open(box.office_hours, SAT_2330.astimezone(box.tz))
+    assert not is_open(box.office_hours, THU_HOLIDAY.astimezone(box.tz))

@@ -66,7 +66,8 @@ def office_hours(source: Source, path: str, data: Any) -> OfficeHours | None:
     if data is None:
         return None
     s = Section(source, path, data)
-    weekly_data = s.get("weekly", dict, {})
+    # Without ``weekly`` every day is open all day: only the holidays close.
+    weekly_data = s.get("weekly", dict, {"mon-sun": ["00:00-24:00"]})
     holidays = strings(source, f"{path}.holidays", s.get("holidays", list, []))
     s.done()
     days: list[list[tuple[time, time, str]]] = [[] for _ in DAYS]
