@@ -16,7 +16,7 @@ import aiohttp
 from tests.cli.conftest import acli
 from tests.e2e.harness import Stack, gateway_up, parse, running, twilio_up
 from tests.e2e.test_voicemail import messages
-from tests.menu.conftest import OWNER, MenuEnv
+from tests.menu.conftest import MenuEnv
 from vm2mail.app import Gateway
 from vm2mail.devstack.simulator import CallTrace
 
