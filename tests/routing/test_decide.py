@@ -62,6 +62,7 @@ def test_office_hours_weekly_lunch_holiday_and_midnight(config: Config) -> None:
     assert not is_open(hours, THU_HOLIDAY.astimezone(tz))
     assert is_open(hours, SAT_2330.astimezone(tz))  # 10:00-24:00 includes the last minute
     assert not is_open(hours, datetime(2026, 12, 13, 10, 0, tzinfo=UTC).astimezone(tz))  # Sunday
+    assert hours is not None
     change = next_change(hours, MON_1230.astimezone(tz))
     assert change is not None and (change.hour, change.minute) == (13, 0)
 
