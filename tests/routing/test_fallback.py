@@ -1,4 +1,4 @@
-"""Gateway down: the number's fallback TwiML records at Twilio, then ``vm2mail reconcile`` delivers it once."""
+"""Gateway down: the fallback TwiML records at Twilio, then `vm2mail reconcile` delivers it exactly once."""
 
 from __future__ import annotations
 
