@@ -22,6 +22,7 @@ from vm2mail.ingest.jobs import Job
 from vm2mail.ingest.pgp import Encryptor
 from vm2mail.ingest.spool import Spool
 from vm2mail.ingest.worker import DeliveredHook, Pipeline
+from vm2mail.mailstore.awaygreeting import AwayGreetings
 from vm2mail.mailstore.greetings import Greetings
 from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.store import ImapStore
@@ -101,6 +102,7 @@ def menu_deps(gateway: Gateway, rest: TwilioRest) -> MenuDeps:
         delete_recording=rest.delete_recording,
         alert=alert,
         switches=Switches(gateway.current, metadata),
+        away_greetings=AwayGreetings(gateway.store, voicemails),
     )
 
 
@@ -180,6 +182,7 @@ class Gateway:
                 config=gateway.current,
                 spool=spool,
                 greeting_url=greeting_url(menu),
+                away_greeting_url=greeting_url(menu, away=True),
                 mailbox_full=watcher.mailbox_full,
                 switches=menu.switches,
                 breakers=Breakers(lambda: gateway.config.routing, alert=notifier.alert_soon),

@@ -16,7 +16,9 @@ import aiohttp
 from tests.cli.conftest import acli
 from tests.e2e.harness import Stack, gateway_up, parse, running, twilio_up
 from tests.e2e.test_voicemail import messages
+from tests.fixtures.twilio import make_wav
 from tests.menu.conftest import MenuEnv
+from tests.menu.walker import ffprobe_seconds
 from vm2mail.app import Gateway
 from vm2mail.devstack.simulator import CallTrace
 
@@ -97,6 +99,30 @@ def test_divert_by_phone_and_a_second_instance_sees_it(menu_env: Callable[..., M
             async with gateway_up(env.config) as second:
                 trace = await env.stack.call(second, to=number)
                 assert not dialed(trace) and "is away at the moment" in heard(trace)
+            # The owner records an away greeting (key 6): diverted callers now hear it.
+            page = await walker.press("6")
+            assert page.record is not None and page.text.startswith("Record your away greeting")
+            fake = env.stack.fake
+            recording = fake.add_recording(make_wav(2.0), call_sid=walker.params["CallSid"])
+            page = await walker.post(
+                page.record.get("action") or "",
+                {
+                    "RecordingUrl": fake.recording_url(recording),
+                    "RecordingSid": recording.sid,
+                    "RecordingDuration": "2",
+                    "Digits": "#",
+                },
+            )
+            assert page.text.startswith("Your greeting has been saved.")
+            [stored] = env.client.messages("Voicemail/Greetings/Away")
+            assert b"audio/mpeg" in stored.raw
+            caller = env.walker(session, gateway, caller="+4930777666", called=number)
+            page = await caller.call_mailbox()
+            assert page.dial is None and len(page.plays) == 1 and page.record is not None
+            status, body, _ = await caller.fetch(page.plays[0])
+            assert status == 200 and 1.5 < ffprobe_seconds(body) < 2.6
+            page = await walker.press("7")
+            assert page.text.startswith("Your greeting has been removed.")
             page = await walker.press("4")
             assert page.text.startswith("Your calls ring your phone again")
             assert dialed(await env.stack.call(gateway, to=number))

@@ -35,6 +35,7 @@ class MenuDeps:
     alert: Alert | None = None  # (subject, text) to the admin; logged when None
     logins: Logins | None = None  # built from the above on first use
     switches: Switches | None = None  # divert switch for the options menu (key 4)
+    away_greetings: Greetings | None = None  # the away greeting (keys 6 and 7)
 
     def login_service(self) -> Logins:
         if self.logins is None:

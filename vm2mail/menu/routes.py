@@ -39,12 +39,16 @@ def add_menu_routes(app: web.Application, deps: MenuDeps) -> None:
     app.router.add_post(twiml.MENU_PATH, handle)
 
 
-def greeting_url(deps: MenuDeps) -> Callable[[Mailbox], Awaitable[str | None]]:
-    """For the call flow: the signed URL of the mailbox's recorded greeting, None for the spoken one."""
+def greeting_url(deps: MenuDeps, *, away: bool = False) -> Callable[[Mailbox], Awaitable[str | None]]:
+    """For the call flow: the signed URL of the mailbox's recorded (``away``: away) greeting, None for
+    the spoken one."""
 
     async def lookup(mailbox: Mailbox) -> str | None:
+        greetings = deps.away_greetings if away else deps.greetings
+        if greetings is None:
+            return None
         try:
-            greeting = await deps.greetings.current(mailbox)
+            greeting = await greetings.current(mailbox)
         except MailStoreError as exc:
             log.warning("mailbox %s: greeting not readable, using the spoken one: %s", mailbox.id, exc)
             return None

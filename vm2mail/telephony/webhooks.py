@@ -71,6 +71,7 @@ class TelephonyDeps:
     # Optional services the composition root wires in when they run:
     mailbox_full: Callable[[Mailbox], Awaitable[bool]] | None = None  # the watcher's counts (max_messages)
     greeting_url: Callable[[Mailbox], Awaitable[str | None]] | None = None  # recorded greeting (menu)
+    away_greeting_url: Callable[[Mailbox], Awaitable[str | None]] | None = None  # recorded away greeting
     switches: Switches | None = None  # divert/outage switches in IMAP (routing/switches.py)
     breakers: Breakers | None = None  # the PBX circuit breakers (routing/breaker.py)
 
@@ -236,6 +237,9 @@ class _Webhooks:
         if route is not None and route.greeting != routing.GREETING and attempt == 1:
             # Away, outage or closed: the situation's greeting (templates/prompts/<lang>/<kind>.j2).
             greeting = prompts.mailbox_prompt(config, mailbox, f"{route.greeting}.j2", text=route.away_text)
+            if route.greeting == routing.AWAY and not route.away_text and self.deps.away_greeting_url:
+                recorded = await self._away_greeting(config, mailbox)
+                greeting = twiml.Play(recorded) if recorded else greeting
         elif attempt == 1:
             recorded = await self.deps.greeting_url(mailbox) if self.deps.greeting_url else None
             greeting = twiml.Play(recorded) if recorded else greeting
@@ -253,6 +257,17 @@ class _Webhooks:
             attempt=attempt,
             menu_action=menu_action,
         )
+
+    async def _away_greeting(self, config: Config, mailbox: Mailbox) -> str | None:
+        """The recorded away greeting's URL, waiting at most the routing read timeout (else spoken)."""
+        assert self.deps.away_greeting_url is not None
+        try:
+            return await asyncio.wait_for(
+                self.deps.away_greeting_url(mailbox), config.routing.read_timeout_seconds
+            )
+        except TimeoutError:
+            log.warning("mailbox %s: away greeting not readable in time, using the spoken one", mailbox.id)
+            return None
 
     async def _route(self, config: Config, called: str, mailbox: Mailbox) -> routing.Route:
         """Ask the routing core; the switches are read cache-first and bounded (routing/switches.py)."""
