@@ -31,6 +31,7 @@ from vm2mail.menu.call import MenuDeps
 from vm2mail.menu.routes import add_menu_routes, greeting_url
 from vm2mail.notify import Notifier
 from vm2mail.routing.breaker import Breakers
+from vm2mail.routing.expiry import OutageExpiry
 from vm2mail.routing.switches import Switches
 from vm2mail.smtp.server import SmtpIngress
 from vm2mail.telephony.media import Playback, add_media_routes
@@ -140,6 +141,7 @@ class Gateway:
     smtp_port: int = 0  # its bound port (smtp_ingress.listen may say port 0 in tests)
     notifier: Notifier | None = None  # notifications, reminders and admin alerts (alert_admin)
     watcher: Watcher | None = None  # IDLE on every mailbox folder: counts, group sync, retention (issue 4)
+    outage_expiry: OutageExpiry | None = None  # announces an outage that ended by its end time
 
     def current(self) -> Config:
         return self.config
@@ -189,6 +191,7 @@ class Gateway:
             ),
         )
         monitor.add_monitor_routes(app, gateway.current, menu.switches, rest)
+        gateway.outage_expiry = OutageExpiry(gateway.current, menu.switches, rest)
         add_menu_routes(app, menu)
         add_media_routes(app, menu.playback)
         ops.add_ops_routes(app, ops.Health(gateway.current, spool, store, key_problems), spool)
@@ -229,6 +232,8 @@ class Gateway:
                 group.create_task(self.notifier.run(), name="notifier")
             if self.watcher is not None:
                 group.create_task(self.watcher.run(), name="watcher")
+            if self.outage_expiry is not None and self.outage_expiry.enabled():
+                group.create_task(self.outage_expiry.run(), name="outage-expiry")
 
     async def close(self) -> None:
         if self.smtp is not None:

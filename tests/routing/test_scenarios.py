@@ -300,3 +300,29 @@ def test_a_call_outside_office_hours_gets_the_closed_greeting(stack: Callable[..
     assert not dialed(trace)
     assert "You are calling outside our office hours" in heard(trace)
     assert len(messages(s, "201")) == 1
+
+
+def test_an_outage_that_runs_out_tells_the_owners_it_ended(stack: Callable[..., Stack]) -> None:
+    s = outage_stack(stack)
+    config = str(s.config.source)
+
+    async def scenario() -> None:
+        async with twilio_up(s):
+            until = datetime.now(UTC) + timedelta(seconds=4)
+            on = await acli("outage", "on", "-c", config, "--until", until.isoformat())
+            assert on.returncode == 0, on.stderr
+            assert len(s.fake.messages) == 2
+            async with gateway_up(s.config) as gateway:
+                assert not dialed(await s.call(gateway, to=RECEPTION, recording_status="absent"))
+                for _ in range(200):
+                    if len(s.fake.messages) >= 4:
+                        break
+                    await asyncio.sleep(0.1)
+                ended = [m for m in s.fake.messages if "outage mode has ENDED" in m["Body"]]
+                assert {m["To"] for m in ended} == {ANNA_MOBILE, BEN_MOBILE}
+                assert dialed(await s.call(gateway, to=RECEPTION, recording_status="absent"))
+            status = await acli("outage", "status", "-c", config)
+            assert "outage mode: off" in status.stdout
+            assert len(s.fake.messages) == 4  # one end notice each, not one per check
+
+    asyncio.run(scenario())
