@@ -201,3 +201,32 @@ def test_holidays_alone_keep_every_other_day_open(make_config: Callable[..., Con
     assert is_open(box.office_hours, MON_10.astimezone(box.tz))
     assert is_open(box.office_hours, SAT_2330.astimezone(box.tz))
     assert not is_open(box.office_hours, THU_HOLIDAY.astimezone(box.tz))
+
+
+def test_a_numbers_office_hours_win_over_its_mailboxes(make_config: Callable[..., Config]) -> None:
+    config = make_config(
+        mailboxes={"201": {"numbers": ["+15550002001", "+15550002009"], "office_hours": HOURS}},
+        office_hours={"+15550002009": {"weekly": {"sat-sun": ["00:00-24:00"]}}},
+    )
+    box = config.mailboxes["201"]
+
+    def greeting(called: str, now: datetime) -> str:
+        return decide(
+            config=config,
+            called=called,
+            mailbox=box,
+            switch=Switch(),
+            outage=Switch(),
+            breaker=BREAKER_CLOSED,
+            now=now,
+        ).greeting
+
+    assert greeting("+15550002001", MON_10) == GREETING
+    assert greeting("+15550002009", MON_10) == CLOSED  # the weekend line is closed on weekdays
+    assert greeting("+15550002009", SAT_2330) == GREETING
+
+
+def test_office_hours_for_a_number_no_mailbox_has(make_config: Callable[..., Config]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_config(office_hours={"+15550007777": {"holidays": ["2026-12-24"]}})
+    assert "office_hours.+15550007777: +15550007777 is not a number of any mailbox" in str(caught.value)

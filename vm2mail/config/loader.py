@@ -18,7 +18,7 @@ from vm2mail.config.model import (
     ServerConfig,
     TwilioConfig,
 )
-from vm2mail.config.routing import forward_target, office_hours, outage, routing
+from vm2mail.config.routing import forward_target, number_hours, office_hours, outage, routing
 from vm2mail.config.schema import (
     Section,
     e164,
@@ -251,6 +251,7 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
     watcher_config = watcher(source, root.get("watcher", dict, {}))
     outage_config = outage(source, root.get("outage", dict, {}), mailboxes)
     routing_config = routing(source, root.get("routing", dict, {}))
+    hours_by_number = number_hours(source, root.get("office_hours", dict, {}), mailboxes)
     root.done()
     if relay is None:
         emails = [f"mailboxes.{b.id}.notify.email" for b in mailboxes.values() if b.notify.email]
@@ -276,6 +277,7 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
         watcher=watcher_config,
         outage=outage_config,
         routing=routing_config,
+        number_hours=hours_by_number,
     )
     if check_keys is not None:
         for key_path, problem in check_keys(config):

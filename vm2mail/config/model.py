@@ -260,6 +260,8 @@ class Config:
     watcher: WatcherConfig = field(default_factory=WatcherConfig)
     outage: OutageConfig = field(default_factory=OutageConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    # Office hours per called number (top-level ``office_hours``); they win over the mailbox's own.
+    number_hours: dict[str, OfficeHours] = field(default_factory=dict)
 
     def mailbox_for_number(self, number: str) -> Mailbox | None:
         """The mailbox a called number (E.164) reaches, or None."""

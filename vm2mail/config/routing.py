@@ -95,6 +95,25 @@ def office_hours(source: Source, path: str, data: Any) -> OfficeHours | None:
     return OfficeHours(weekly=tuple(weekly), holidays=frozenset(closed))
 
 
+def number_hours(source: Source, data: Any, mailboxes: dict[str, Mailbox]) -> dict[str, OfficeHours]:
+    """Top-level ``office_hours: {"+4930555100": {weekly: ...}}`` in the zone of the number's mailbox."""
+    if not isinstance(data, dict):
+        source.error("office_hours", "must map numbers to office hours")
+        return {}
+    known = {number for box in mailboxes.values() for number in box.numbers}
+    result: dict[str, OfficeHours] = {}
+    for number, spec in data.items():
+        path = f"office_hours.{number}"
+        if problem := e164(str(number)):
+            source.error(path, problem)
+        elif str(number) not in known:
+            source.error(path, f"{number} is not a number of any mailbox")
+        hours = office_hours(source, path, spec if spec is not None else {})
+        if hours is not None:
+            result[str(number)] = hours
+    return result
+
+
 def outage(source: Source, data: Any, mailboxes: dict[str, Mailbox]) -> OutageConfig:
     s = Section(source, "outage", data)
     raw_numbers = s.get("numbers", (str, list), "all")

@@ -124,7 +124,8 @@ def decide(
             return Route(mailbox=target, forward=False, greeting=OUTAGE, reason="outage")
     if switch.active(epoch):
         return Route(mailbox=mailbox, forward=False, greeting=AWAY, reason="away", away_text=switch.greeting)
-    if not is_open(mailbox.office_hours, now.astimezone(mailbox.tz)):
+    hours = config.number_hours.get(called, mailbox.office_hours)
+    if not is_open(hours, now.astimezone(mailbox.tz)):
         return Route(mailbox=mailbox, forward=False, greeting=CLOSED, reason="closed")
     if not mailbox.forward_to:
         return Route(mailbox=mailbox, forward=False, greeting=GREETING, reason="no_forward")
