@@ -14,6 +14,7 @@ a few dials, and a dead PBX costs at most ``breaker_failures`` slow calls per in
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +34,9 @@ PROBE_GRACE_SECONDS = 90.0  # a probe whose result never came (caller hung up) f
 def target_of(forward_to: str) -> str:
     """The PBX a ``forward_to`` reaches: the SIP host, or the number itself."""
     if forward_to.startswith(("sip:", "sips:")):
-        host = urlsplit("//" + forward_to.split("@", 1)[-1]).hostname
+        # RFC 3261 §19.1.1: sip:user@host:port;uri-parameters?headers
+        hostport = re.split(r"[;?]", forward_to.split("@", 1)[-1], maxsplit=1)[0]
+        host = urlsplit("//" + hostport).hostname
         return f"sip:{host or forward_to}"
     return forward_to
 
