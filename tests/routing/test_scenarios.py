@@ -8,10 +8,12 @@ the message in the right folder.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import pytest
 
 from tests.cli.conftest import acli
 from tests.e2e.harness import Stack, gateway_up, parse, running, twilio_up
@@ -155,9 +157,10 @@ def outage_stack(stack: Callable[..., Stack]) -> Stack:
 
 
 def test_outage_mode_routes_the_main_number_to_the_key_people_and_tells_them(
-    stack: Callable[..., Stack],
+    stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture
 ) -> None:
     s = outage_stack(stack)
+    caplog.set_level(logging.INFO, logger="vm2mail.audit")
 
     async def scenario() -> None:
         async with running(s) as gateway:
@@ -191,6 +194,11 @@ def test_outage_mode_routes_the_main_number_to_the_key_people_and_tells_them(
             return None
 
     asyncio.run(scenario())
+    audit = [r.getMessage() for r in caplog.records if r.name == "vm2mail.audit"]
+    assert any("refused: wrong or missing token" in line for line in audit)
+    assert any(line.startswith("audit: outage mode on by http 127.0.0.1") for line in audit)
+    assert any(line.startswith("audit: outage mode off by http 127.0.0.1") for line in audit)
+    assert not any(TOKEN in r.getMessage() or "wrong-token" in r.getMessage() for r in caplog.records)
     for box in ("201", "202"):  # the group's copy reached both key people
         [message] = messages(s, box)
         assert parse(message.raw)["X-Vm2mail-Called"] == RECEPTION
