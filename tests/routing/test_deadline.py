@@ -25,8 +25,10 @@ class FreezingProxy:
     def __init__(self, port: int) -> None:
         self.target = port
         self.frozen = asyncio.Event()
+        self.stopping = asyncio.Event()
         self.server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.writers: list[asyncio.StreamWriter] = []
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
@@ -37,15 +39,19 @@ class FreezingProxy:
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await reader.read(65536):
                 if self.frozen.is_set():
-                    await asyncio.Event().wait()  # swallow everything from now on
+                    await self.stopping.wait()  # swallow everything from now on
+                    break
                 writer.write(data)
                 await writer.drain()
         writer.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
         if self.frozen.is_set():
-            await asyncio.Event().wait()
+            await self.stopping.wait()
+            return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        self.writers.append(up_writer)
         for task in (
             asyncio.create_task(self._pipe(reader, up_writer)),
             asyncio.create_task(self._pipe(up_reader, writer)),
@@ -54,11 +60,17 @@ class FreezingProxy:
             task.add_done_callback(self.tasks.discard)
 
     async def stop(self) -> None:
+        self.stopping.set()
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        for writer in self.writers:
+            writer.close()
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                await writer.wait_closed()
         if self.server is not None:
             self.server.close()
+            await self.server.wait_closed()
 
 
 def test_a_hanging_imap_server_gets_the_last_known_state_in_bounded_time(stack: Callable[..., Stack]) -> None:
