@@ -32,6 +32,7 @@ from vm2mail.menu.routes import add_menu_routes, greeting_url
 from vm2mail.notify import Notifier
 from vm2mail.routing.breaker import Breakers
 from vm2mail.routing.expiry import OutageExpiry
+from vm2mail.routing.sharing import SharedBreakers
 from vm2mail.routing.switches import Switches
 from vm2mail.smtp.server import SmtpIngress
 from vm2mail.telephony.media import Playback, add_media_routes
@@ -142,6 +143,7 @@ class Gateway:
     notifier: Notifier | None = None  # notifications, reminders and admin alerts (alert_admin)
     watcher: Watcher | None = None  # IDLE on every mailbox folder: counts, group sync, retention (issue 4)
     outage_expiry: OutageExpiry | None = None  # announces an outage that ended by its end time
+    shared_breakers: SharedBreakers | None = None  # PBX breakers shared with other instances (METADATA)
 
     def current(self) -> Config:
         return self.config
@@ -178,6 +180,8 @@ class Gateway:
         menu = menu_deps(gateway, rest)
         assert menu.switches is not None
         notifier = gateway.notifier
+        breakers = Breakers(lambda: gateway.config.routing, alert=notifier.alert_soon)
+        gateway.shared_breakers = SharedBreakers(gateway.current, menu.metadata, breakers)
         add_routes(
             app,
             TelephonyDeps(
@@ -187,7 +191,7 @@ class Gateway:
                 away_greeting_url=greeting_url(menu, away=True),
                 mailbox_full=watcher.mailbox_full,
                 switches=menu.switches,
-                breakers=Breakers(lambda: gateway.config.routing, alert=notifier.alert_soon),
+                breakers=breakers,
             ),
         )
         monitor.add_monitor_routes(app, gateway.current, menu.switches, rest)
@@ -234,6 +238,8 @@ class Gateway:
                 group.create_task(self.watcher.run(), name="watcher")
             if self.outage_expiry is not None and self.outage_expiry.enabled():
                 group.create_task(self.outage_expiry.run(), name="outage-expiry")
+            if self.shared_breakers is not None and any(b.forward_to for b in self.config.mailboxes.values()):
+                group.create_task(self.shared_breakers.run(), name="shared-breakers")
 
     async def close(self) -> None:
         if self.smtp is not None:
@@ -243,6 +249,8 @@ class Gateway:
             await self.notifier.close()
         if self.watcher is not None:
             await self.watcher.close()
+        if self.shared_breakers is not None:
+            await self.shared_breakers.close()
         await self.store.close()
         await self.http.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from vm2mail.config.model import RoutingConfig
@@ -81,3 +83,18 @@ def test_a_probe_that_never_reports_frees_the_slot() -> None:
     breakers.probing(PBX)
     now[0] += 91  # the probe call's result never came (the caller hung up during the dial)
     assert breakers.phase(PBX) == BREAKER_PROBE
+
+
+def test_changes_learned_from_other_instances() -> None:
+    published: list[tuple[str, float | None]] = []
+    breakers = Breakers(lambda: RoutingConfig(breaker_failures=1, breaker_open_seconds=60))
+    breakers.on_change = lambda target, until, _at: published.append((target, until))
+    now = time.time()
+    breakers.learn("sip:pbx.example.com", now + 30, now)
+    assert breakers.phase(PBX) == BREAKER_OPEN and published == []  # learned, not re-published
+    breakers.learn("sip:pbx.example.com", now + 30, now - 5)  # older news changes nothing
+    breakers.learn("sip:pbx.example.com", None, now + 1)  # another instance's probe reached it
+    assert breakers.phase(PBX) == BREAKER_CLOSED and published == []
+    breakers.result(PBX, True, call_sid="CA1")  # this instance's own finding is published
+    [(target, until)] = published
+    assert target == "sip:pbx.example.com" and until is not None and until > now + 55

@@ -287,6 +287,30 @@ def test_dead_pbx_opens_the_breaker_and_a_good_probe_closes_it(stack: Callable[.
     asyncio.run(scenario())
 
 
+def test_a_pbx_found_dead_by_one_instance_is_skipped_by_the_other(stack: Callable[..., Stack]) -> None:
+    pbx = "sip:100@pbx.example.com"
+    s = stack(
+        {"100": {"name": "Reception", "numbers": [RECEPTION], "forward_to": pbx}},
+        routing={"breaker_open_seconds": 60, "cache_seconds": 1},
+    )
+
+    async def scenario() -> None:
+        async with twilio_up(s), gateway_up(s.config) as a, gateway_up(s.config) as b:
+            assert dialed(await s.call(b, to=RECEPTION, recording_status="absent"))
+            for _ in range(5):
+                assert dialed(await s.call(a, to=RECEPTION, dial_outcome="failed", recording_status="absent"))
+            assert not dialed(await s.call(a, to=RECEPTION, recording_status="absent"))
+            # B never saw a failed dial: it adopts A's breaker from IMAP within its poll period.
+            assert b.shared_breakers is not None
+            for _ in range(100):
+                if b.shared_breakers.breakers.state(pbx) == "open":
+                    break
+                await asyncio.sleep(0.1)
+            assert not dialed(await s.call(b, to=RECEPTION, recording_status="absent"))
+
+    asyncio.run(scenario())
+
+
 def metric_value(line: str) -> float:
     assert line, "no vm2mail_breaker_state sample"
     return float(line.rsplit(" ", 1)[1])

@@ -7,8 +7,8 @@ and rings the PBX while others still skip it; the probe's result closes or re-op
 
 A failed dial is ``DialCallStatus=failed`` or a SIP 5xx / 408 timeout in ``DialSipResponseCode``
 (https://www.twilio.com/docs/voice/twiml/sip#dialsipresponsecode); ``busy`` and ``no-answer`` prove the
-PBX alive. The state is per gateway instance, on purpose: each instance learns from its own calls within
-a few dials, and a dead PBX costs at most ``breaker_failures`` slow calls per instance (README).
+PBX alive. Each instance decides from its own memory, so the call path never waits for IMAP; openings
+and closings are shared with the other instances in the background (routing/sharing.py).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class _Target:
     failures: list[float] = field(default_factory=list)
     opened_at: float = 0.0
     probe_at: float | None = None
+    changed_at: float = 0.0  # wall-clock time of the last open/close, here or learned (routing/sharing.py)
 
 
 class Breakers:
@@ -75,13 +76,44 @@ class Breakers:
         self.alert = alert
         self.clock = clock
         self._targets: dict[str, _Target] = {}
+        # (target, open until as wall-clock seconds or None when closed, when): told to the other
+        # instances (routing/sharing.py); not called for what this instance learned from them.
+        self.on_change: Callable[[str, float | None, float], None] | None = None
 
-    def _set(self, target: str, entry: _Target, state: str) -> None:
+    def _set(self, target: str, entry: _Target, state: str, *, learned: bool = False) -> None:
         if entry.state == state:
             return
         entry.state = state
         metrics.BREAKER_STATE.labels(target=target).set(_GAUGE[state])
         metrics.BREAKER_TRANSITIONS.labels(target=target, state=state).inc()
+        if state == BREAKER_PROBE or learned:
+            return
+        entry.changed_at = time.time()
+        if self.on_change is not None:
+            left = self.config().breaker_open_seconds - (self.clock() - entry.opened_at)
+            until = entry.changed_at + left if state == BREAKER_OPEN else None
+            self.on_change(target, until, entry.changed_at)
+
+    def learn(self, target: str, until: float | None, at: float) -> None:
+        """Another instance opened (``until``) or closed (None) the breaker of ``target`` at ``at``."""
+        entry = self._targets.setdefault(target, _Target())
+        if at <= entry.changed_at:
+            return  # what we know is as new or newer
+        entry.changed_at = at
+        now = time.time()
+        if until is not None and until > now:
+            if entry.state == BREAKER_CLOSED:
+                # Open for the rest of the other instance's period, then probe like any open breaker.
+                entry.opened_at = self.clock() - (self.config().breaker_open_seconds - (until - now))
+                entry.failures.clear()
+                entry.probe_at = None
+                self._set(target, entry, BREAKER_OPEN, learned=True)
+                log.warning("PBX %s: another instance found it down; calls skip it here too", target)
+        elif until is None and entry.state != BREAKER_CLOSED:
+            entry.failures.clear()
+            entry.probe_at = None
+            self._set(target, entry, BREAKER_CLOSED, learned=True)
+            log.warning("PBX %s: another instance reached it again; breaker closed here too", target)
 
     def phase(self, forward_to: str) -> str:
         """``closed``, ``open``, or ``probe`` (half-open and no probe in flight: this call may probe)."""
@@ -132,7 +164,7 @@ class Breakers:
         if entry.state != BREAKER_CLOSED:
             # The probe failed (or a dial started before the breaker opened): wait another period.
             entry.opened_at, entry.probe_at = now, None
-            self._set(target, entry, BREAKER_OPEN)
+            self._set(target, entry, BREAKER_OPEN)  # from half-open: the others hear the new period
             log.warning("PBX %s: dial failed again (call %s), breaker stays open", target, call_sid)
             return
         entry.failures = [t for t in entry.failures if now - t < settings.breaker_window_seconds] + [now]
