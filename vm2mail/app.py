@@ -30,9 +30,8 @@ from vm2mail.mailstore.voicemails import Voicemails
 from vm2mail.menu.call import MenuDeps
 from vm2mail.menu.routes import add_menu_routes, greeting_url
 from vm2mail.notify import Notifier
+from vm2mail.routing.background import OutageExpiry, SharedBreakers
 from vm2mail.routing.breaker import Breakers
-from vm2mail.routing.expiry import OutageExpiry
-from vm2mail.routing.sharing import SharedBreakers
 from vm2mail.routing.switches import Switches
 from vm2mail.smtp.server import SmtpIngress
 from vm2mail.telephony.media import Playback, add_media_routes

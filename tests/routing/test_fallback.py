@@ -8,7 +8,7 @@ from collections.abc import Callable
 from tests.cli.conftest import acli
 from tests.e2e.harness import Stack, parse, sample, twilio_up
 from tests.e2e.test_voicemail import messages
-from vm2mail.devstack.fallback import play_fallback
+from vm2mail.devstack.simulator import play_fallback
 
 
 def test_fallback_recording_reaches_the_dialled_mailbox_exactly_once(stack: Callable[..., Stack]) -> None:

@@ -8,7 +8,7 @@ and rings the PBX while others still skip it; the probe's result closes or re-op
 A failed dial is ``DialCallStatus=failed`` or a SIP 5xx / 408 timeout in ``DialSipResponseCode``
 (https://www.twilio.com/docs/voice/twiml/sip#dialsipresponsecode); ``busy`` and ``no-answer`` prove the
 PBX alive. Each instance decides from its own memory, so the call path never waits for IMAP; openings
-and closings are shared with the other instances in the background (routing/sharing.py).
+and closings are shared with the other instances in the background (routing/background.py).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class _Target:
     failures: list[float] = field(default_factory=list)
     opened_at: float = 0.0
     probe_at: float | None = None
-    changed_at: float = 0.0  # wall-clock time of the last open/close, here or learned (routing/sharing.py)
+    changed_at: float = 0.0  # wall-clock time of the last open/close, here or learned (routing/background.py)
 
 
 class Breakers:
@@ -77,7 +77,7 @@ class Breakers:
         self.clock = clock
         self._targets: dict[str, _Target] = {}
         # (target, open until as wall-clock seconds or None when closed, when): told to the other
-        # instances (routing/sharing.py); not called for what this instance learned from them.
+        # instances (routing/background.py); not called for what this instance learned from them.
         self.on_change: Callable[[str, float | None, float], None] | None = None
 
     def _set(self, target: str, entry: _Target, state: str, *, learned: bool = False) -> None:
