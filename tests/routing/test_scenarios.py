@@ -267,6 +267,8 @@ def test_dead_pbx_opens_the_breaker_and_a_good_probe_closes_it(stack: Callable[.
                 assert dialed(trace) and trace.recording is not None  # rang, failed, took a message
             sixth = await s.call(gateway, to=RECEPTION)
             assert not dialed(sixth) and sixth.recording is not None
+            status, body = await outage_request(gateway, "GET")  # no monitor_token: no endpoint
+            assert status == 404 and "not enabled" in str(body["error"])
             assert metric_value(await metric(gateway)) == 1.0
             for _ in range(50):  # the alert is sent in the background
                 if any(m["To"] == ADMIN_MOBILE for m in s.fake.messages):
