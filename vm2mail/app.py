@@ -235,9 +235,10 @@ class Gateway:
                 group.create_task(self.notifier.run(), name="notifier")
             if self.watcher is not None:
                 group.create_task(self.watcher.run(), name="watcher")
-            if self.outage_expiry is not None and self.outage_expiry.enabled():
+            # Both idle while the configuration gives them nothing to do (a reload may change that).
+            if self.outage_expiry is not None:
                 group.create_task(self.outage_expiry.run(), name="outage-expiry")
-            if self.shared_breakers is not None and any(b.forward_to for b in self.config.mailboxes.values()):
+            if self.shared_breakers is not None:
                 group.create_task(self.shared_breakers.run(), name="shared-breakers")
 
     async def close(self) -> None:

@@ -157,9 +157,11 @@ class SharedBreakers:
 
     async def run(self) -> None:
         while True:
-            settings = self.config().routing
+            config = self.config()
+            settings = config.routing
             try:
-                await asyncio.wait_for(self.poll(), WRITE_TIMEOUT_SECONDS)
+                if any(box.forward_to for box in config.mailboxes.values()):
+                    await asyncio.wait_for(self.poll(), WRITE_TIMEOUT_SECONDS)
             except (TimeoutError, Vm2mailError) as exc:
                 log.debug("shared breaker state not readable: %s", exc)
             except Exception:  # a bug must not stop the gateway
