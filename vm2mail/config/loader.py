@@ -19,6 +19,7 @@ from vm2mail.config.model import (
     ServerConfig,
     TwilioConfig,
 )
+from vm2mail.config.routing import forward_target, number_hours, office_hours, outage, routing
 from vm2mail.config.schema import (
     Section,
     country,
@@ -179,7 +180,7 @@ def _mailbox(source: Source, box_id: str, data: Any, d: Defaults) -> Mailbox:
         imap_user=s.get("imap_user", str, None),
         imap_password=s.get("imap_password", str, None),
         numbers=tuple(numbers),
-        forward_to=s.get("forward_to", str, None, e164),
+        forward_to=s.get("forward_to", str, None, forward_target),
         gpg_recipients=tuple(
             fingerprint(source, f"{path}.gpg_recipients[{i}]", v) for i, v in enumerate(recipients)
         ),
@@ -204,6 +205,7 @@ def _mailbox(source: Source, box_id: str, data: Any, d: Defaults) -> Mailbox:
         group_sync=s.get("group_sync", bool, d.group_sync),
         allow_plain=s.get("allow_plain", bool, False),
         notify=notify(source, f"{path}.notify", s.get("notify", dict, None), d.notify),
+        office_hours=office_hours(source, f"{path}.office_hours", s.get("office_hours", dict, None)),
     )
     s.done()
     return box
@@ -271,6 +273,9 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
     relay = smtp_relay(source, root.get("smtp_relay", dict, None))
     ingress = smtp_ingress(source, root.get("smtp_ingress", dict, None), server.mail_domain, mailboxes)
     watcher_config = watcher(source, root.get("watcher", dict, {}))
+    outage_config = outage(source, root.get("outage", dict, {}), mailboxes)
+    routing_config = routing(source, root.get("routing", dict, {}))
+    hours_by_number = number_hours(source, root.get("office_hours", dict, {}), mailboxes)
     root.done()
     if relay is None:
         emails = [f"mailboxes.{b.id}.notify.email" for b in mailboxes.values() if b.notify.email]
@@ -292,6 +297,9 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
         smtp_relay=relay,
         smtp_ingress=ingress,
         watcher=watcher_config,
+        outage=outage_config,
+        routing=routing_config,
+        number_hours=hours_by_number,
     )
     if check_keys is not None:
         # Key problems are reported together with every other problem, so one run of check-config

@@ -18,7 +18,7 @@ from vm2mail.config.yamlsource import Source
 # v4 fingerprints are 40 hex digits (RFC 4880 §12.2), v5/v6 ones 64 (RFC 9580 §5.5.4), as the encryptor takes.
 FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 LANGUAGES = ("en-US", "de-DE")
-SECRET_KEYS = {"auth_token", "imap_password", "master_password", "secret_key", "password"}
+SECRET_KEYS = {"auth_token", "imap_password", "master_password", "secret_key", "password", "monitor_token"}
 _MISSING = object()
 
 
