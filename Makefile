@@ -4,15 +4,17 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
-APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks openssl ca-certificates python3-venv
-BINARIES := ffmpeg ffprobe dovecot doveadm gpg sox swaks openssl
+# libnet-ssleay-perl and libio-socket-ssl-perl: swaks needs them for STARTTLS (a recommends, not a depends).
+APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks libnet-ssleay-perl libio-socket-ssl-perl openssl \
+	ca-certificates python3-venv
 
-.PHONY: deps system-deps venv test lint wheel-demo demo bench bench-ingest bench-smtp bench-menu bench-watch clean
+.PHONY: deps system-deps venv test lint wheel-demo demo bench bench-ingest bench-smtp bench-menu bench-watch bench-claims clean
 
 deps: system-deps venv
 
 system-deps:
-	@missing=""; for b in $(BINARIES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages (missing:$$missing)"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -54,7 +56,7 @@ demo: deps
 	$(VENV)/bin/python -m vm2mail.devstack.demo
 
 # Each bench prints its figures (and ratios against a reference measured in the same run).
-bench: bench-ingest bench-smtp bench-menu bench-watch
+bench: bench-ingest bench-smtp bench-menu bench-watch bench-claims
 
 bench-ingest: deps
 	$(VENV)/bin/python bench/ingest.py
@@ -67,6 +69,9 @@ bench-menu: deps
 
 bench-watch: deps
 	$(VENV)/bin/python bench/watch.py
+
+bench-claims: deps
+	$(VENV)/bin/python bench/claims.py
 
 clean:
 	rm -rf .work build .pytest_cache .mypy_cache .ruff_cache

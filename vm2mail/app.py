@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -14,7 +13,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from vm2mail import ops
+from vm2mail import monitor, ops
 from vm2mail.config import Config, load_config
 from vm2mail.config.model import Mailbox
 from vm2mail.errors import Vm2mailError
@@ -23,6 +22,7 @@ from vm2mail.ingest.pgp import Encryptor
 from vm2mail.ingest.prune import run_pruner
 from vm2mail.ingest.spool import Spool
 from vm2mail.ingest.worker import DeliveredHook, Pipeline
+from vm2mail.mailstore.awaygreeting import AwayGreetings
 from vm2mail.mailstore.greetings import Greetings
 from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.store import ImapStore
@@ -30,6 +30,9 @@ from vm2mail.mailstore.voicemails import Voicemails
 from vm2mail.menu.call import MenuDeps
 from vm2mail.menu.routes import add_menu_routes, greeting_url
 from vm2mail.notify import Notifier
+from vm2mail.routing.background import OutageExpiry, SharedBreakers
+from vm2mail.routing.breaker import Breakers
+from vm2mail.routing.switches import Switches
 from vm2mail.smtp.server import SmtpIngress
 from vm2mail.telephony.media import Playback, add_media_routes
 from vm2mail.telephony.rest import TwilioRest
@@ -37,6 +40,11 @@ from vm2mail.telephony.webhooks import TelephonyDeps, add_routes
 from vm2mail.watcher import Watcher, WatchEvent
 
 log = logging.getLogger(__name__)
+
+# Shares of lifecycle.STOP_SECONDS: workers first (they settle or give back their jobs), then the
+# listeners and IMAP connections; the rest is the margin for leftovers and the process exit.
+WORKERS_STOP_SECONDS = 2.0
+CLOSE_SECONDS = 1.5
 
 
 def key_problems(config: Config) -> list[tuple[str, str]]:
@@ -89,15 +97,18 @@ def menu_deps(gateway: Gateway, rest: TwilioRest) -> MenuDeps:
         if gateway.notifier is not None:
             gateway.notifier.alert_soon(subject, text)
 
+    metadata = Metadata(gateway.store)
     return MenuDeps(
         config=gateway.current,
         voicemails=voicemails,
-        metadata=Metadata(gateway.store),
+        metadata=metadata,
         playback=Playback(gateway.current, voicemails),
         greetings=Greetings(gateway.store, voicemails),
         http=gateway.http,
         delete_recording=rest.delete_recording,
         alert=alert,
+        switches=Switches(gateway.current, metadata),
+        away_greetings=AwayGreetings(gateway.store, voicemails),
     )
 
 
@@ -135,6 +146,8 @@ class Gateway:
     smtp_port: int = 0  # its bound port (smtp_ingress.listen may say port 0 in tests)
     notifier: Notifier | None = None  # notifications, reminders and admin alerts (alert_admin)
     watcher: Watcher | None = None  # IDLE on every mailbox folder: counts, group sync, retention (issue 4)
+    outage_expiry: OutageExpiry | None = None  # announces an outage that ended by its end time
+    shared_breakers: SharedBreakers | None = None  # PBX breakers shared with other instances (METADATA)
 
     def current(self) -> Config:
         return self.config
@@ -169,15 +182,24 @@ class Gateway:
         add_delivered_hook(gateway.pipeline, watcher.on_delivered)
         watcher.subscribe(_nudge_notifier(gateway.notifier))
         menu = menu_deps(gateway, rest)
+        assert menu.switches is not None
+        notifier = gateway.notifier
+        breakers = Breakers(lambda: gateway.config.routing, alert=notifier.alert_soon)
+        gateway.shared_breakers = SharedBreakers(gateway.current, menu.metadata, breakers)
         add_routes(
             app,
             TelephonyDeps(
                 config=gateway.current,
                 spool=spool,
                 greeting_url=greeting_url(menu),
+                away_greeting_url=greeting_url(menu, away=True),
                 mailbox_full=watcher.mailbox_full,
+                switches=menu.switches,
+                breakers=breakers,
             ),
         )
+        monitor.add_monitor_routes(app, gateway.current, menu.switches, rest)
+        gateway.outage_expiry = OutageExpiry(gateway.current, menu.switches, rest)
         add_menu_routes(app, menu)
         add_media_routes(app, menu.playback)
         ops.add_ops_routes(app, ops.Health(gateway.current, spool, store, key_problems), spool)
@@ -230,6 +252,11 @@ class Gateway:
                 group.create_task(self.notifier.run(), name="notifier")
             if self.watcher is not None:
                 group.create_task(self.watcher.run(), name="watcher")
+            # Both idle while the configuration gives them nothing to do (a reload may change that).
+            if self.outage_expiry is not None:
+                group.create_task(self.outage_expiry.run(), name="outage-expiry")
+            if self.shared_breakers is not None:
+                group.create_task(self.shared_breakers.run(), name="shared-breakers")
 
     async def close(self) -> None:
         if self.smtp is not None:
@@ -239,6 +266,8 @@ class Gateway:
             await self.notifier.close()
         if self.watcher is not None:
             await self.watcher.close()
+        if self.shared_breakers is not None:
+            await self.shared_breakers.close()
         await self.store.close()
         await self.http.close()
 
@@ -270,16 +299,44 @@ async def serve(config: Config) -> None:
     loop.add_signal_handler(signal.SIGHUP, hangup)
     # Written once SIGHUP is handled: `vm2mail reload` signals the pid it names.
     pid_file = ops.write_pid_file(config.server.spool_dir)
+    workers = asyncio.create_task(gateway.run_workers(), name="workers")
+    stopping = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
-        async with asyncio.TaskGroup() as group:
-            workers = group.create_task(gateway.run_workers())
-            await stop.wait()
-            log.info("stopping")
-            workers.cancel()
+        await asyncio.wait({workers, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        log.info("stopping")
+        stopping.cancel()
         loop.remove_signal_handler(signal.SIGHUP)
         ops.remove_pid_file(pid_file)
         for task in reloads:
             task.cancel()
-        with contextlib.suppress(Exception):
-            await gateway.close()
+        await _stop(gateway, workers)
+    crash = workers.exception() if workers.done() and not workers.cancelled() else None
+    if crash is not None:
+        raise crash  # a worker group that crashed ends serve, as before
+
+
+async def _stop(gateway: Gateway, workers: asyncio.Task[None]) -> None:
+    """Stop within lifecycle.STOP_SECONDS in any state (IMAP hung, reconnecting, mid-delivery).
+
+    Each phase has a deadline rather than trusting every task to honour its cancellation at once;
+    whatever still runs after them is left to lifecycle.run_service, which exits regardless. Claimed
+    jobs go back to new/ before the IMAP connections are dropped, so they are never left in cur/.
+    """
+    workers.cancel()
+    await asyncio.wait({workers}, timeout=WORKERS_STOP_SECONDS)
+    if not workers.done():
+        log.error("workers still busy %.0fs after SIGTERM; stopping without them", WORKERS_STOP_SECONDS)
+    try:
+        released = await asyncio.to_thread(gateway.spool.release_claimed_sync)
+    except OSError as exc:  # the next start requeues cur/ anyway (Spool.open_sync)
+        log.error("could not give claimed jobs back to the spool: %s", exc)
+    else:
+        for job_id in released:
+            log.info("job %s given back to the spool (new/) for the next start", job_id)
+    try:
+        await asyncio.wait_for(gateway.close(), CLOSE_SECONDS)
+    except TimeoutError:
+        log.error("closing connections took over %.0fs; exiting without waiting", CLOSE_SECONDS)
+    except Exception:
+        log.exception("error while closing")

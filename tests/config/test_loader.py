@@ -233,3 +233,28 @@ def test_aliases_that_expand_without_end_are_refused(tmp_path: Path) -> None:
     )
     assert "aliases expand without end" in problems(tmp_path, bomb)[0]
     assert "aliases expand without end" in problems(tmp_path, "a: &a [*a]\n")[0]
+
+
+def test_country_private_and_the_deprecated_private_subject(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = GOOD.replace("timezone: Europe/Berlin}", "timezone: Europe/Berlin, country: de, private: true}")
+    text = text.replace(
+        "    ring_seconds: 12\n", "    ring_seconds: 12\n    country: AT\n    private: false\n"
+    )
+    config = load_config(write(tmp_path, text))
+    anna, juergen = config.mailboxes["201"], config.mailboxes["202"]
+    assert (anna.country, anna.private) == ("DE", True)
+    assert (juergen.country, juergen.private) == ("AT", False)
+
+    legacy = GOOD.replace("    ring_seconds: 12\n", "    ring_seconds: 12\n    private_subject: true\n")
+    with caplog.at_level("WARNING"):
+        assert load_config(write(tmp_path, legacy)).mailboxes["202"].private is True
+    assert "vm.yaml:29: mailboxes.202.private_subject: deprecated, use `private: true`" in caplog.text
+
+    bad = GOOD.replace("timezone: Europe/Berlin}", "timezone: Europe/Berlin, country: Germany}")
+    assert any(
+        "defaults.country: 'Germany' is not an ISO 3166 country code" in p for p in problems(tmp_path, bad)
+    )
+    national = GOOD.replace('numbers: ["+15550002001"]', 'numbers: ["030123456"]')
+    assert any("'030123456' is not an E.164 number" in p for p in problems(tmp_path, national))

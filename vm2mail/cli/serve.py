@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from vm2mail import logsetup
 from vm2mail.cli.common import OK, PROBLEMS, Subparsers, command, load, load_unchecked, table
 from vm2mail.config import Config, yamlsource
-from vm2mail.errors import Vm2mailError
+from vm2mail.errors import ConfigError, Vm2mailError
 from vm2mail.ingest.jobs import twilio_job_id
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -80,7 +80,20 @@ def mailbox_warnings(config: Config, *, imap: bool = True) -> list[str]:
 def cmd_check_config(args: argparse.Namespace) -> int:
     # What serve accepts passes (exit 0): a mailbox's unusable key or the menu's missing METADATA is a
     # warning, since serve runs without it; --strict makes those errors for CI and pre-deploy checks.
-    config = load_unchecked(args.config)
+    try:
+        config = load_unchecked(args.config)
+    except ConfigError as exc:
+        # One run shows every problem: the key problems too (as warnings unless --strict), even when
+        # other errors would stop the file from loading.
+        errors = set(exc.problems)
+        try:
+            load(args.config)
+            combined = exc.problems
+        except ConfigError as full:
+            combined = full.problems
+        for line in combined:
+            print(line if line in errors or args.strict else f"WARNING: {line}", file=sys.stderr)
+        return PROBLEMS
     problems = mailbox_warnings(config, imap=not args.offline)
     for line in problems:
         print(f"{'' if args.strict else 'WARNING: '}{line}", file=sys.stderr)
@@ -95,12 +108,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from vm2mail.app import load_for_service, serve
+    from vm2mail.lifecycle import run_service
 
     logsetup.setup("text")  # until the file says otherwise: key warnings are logged while loading
     config = load_for_service(Path(args.config))
     logsetup.setup(config.server.log_format)
 
-    asyncio.run(serve(config))
+    run_service(serve(config))  # asyncio.run, with deadlines on the cleanup (SIGTERM always stops)
     return OK
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +18,10 @@ from vm2mail.config.model import (
     ServerConfig,
     TwilioConfig,
 )
+from vm2mail.config.routing import forward_target, number_hours, office_hours, outage, routing
 from vm2mail.config.schema import (
     Section,
+    country,
     e164,
     fingerprint,
     hostname,
@@ -34,6 +37,19 @@ from vm2mail.config.services import admin, menu, notify, smtp_ingress, smtp_rela
 from vm2mail.config.yamlsource import Source
 from vm2mail.errors import ConfigError
 from vm2mail.pinhash import is_pin_hash
+
+log = logging.getLogger(__name__)
+
+
+def _private(source: Source, s: Section, default: bool) -> bool:
+    """``private``, or the deprecated ``private_subject`` read as ``private`` (it promised privacy)."""
+    if s.data.get("private_subject") is not None:
+        log.warning(
+            "%s:%d: %s: deprecated, use `private: true` (it hides every caller detail, not only the Subject)",
+            source.file.name, source.line(s.key_path("private_subject")), s.key_path("private_subject"),
+        )  # fmt: skip
+    legacy = s.get("private_subject", bool, None)
+    return bool(s.get("private", bool, default) or legacy)
 
 
 def _server(source: Source, data: Any) -> ServerConfig:
@@ -53,6 +69,7 @@ def _server(source: Source, data: Any) -> ServerConfig:
         log_format=s.get(
             "log_format", str, "text", lambda v: None if v in ("text", "json") else "must be text or json"
         ),
+        call_budget_seconds=s.get("call_budget_seconds", float, 1.5, positive),
         spool_keep_days=s.get("spool_keep_days", int, 30, positive),
     )
     s.done()
@@ -80,6 +97,7 @@ def _twilio(source: Source, data: Any) -> TwilioConfig:
         api_base_url=s.get("api_base_url", str, "https://api.twilio.com", url).rstrip("/"),
         delete_recordings=s.get("delete_recordings", bool, True),
         sms_from=s.get("sms_from", str, None, e164),
+        timeout_seconds=s.get("timeout_seconds", float, 30.0, positive),
     )
     s.done()
     if config.api_base_url.lower().startswith("http:") and hostname(config.api_base_url) not in (
@@ -137,7 +155,8 @@ def _defaults(source: Source, data: Any) -> Defaults:
         language=s.get("language", str, "en-US", language),
         timezone=s.get("timezone", str, "Europe/Berlin", timezone),
         missed_call_email=s.get("missed_call_email", bool, True),
-        private_subject=s.get("private_subject", bool, False),
+        private=_private(source, s, False),
+        country=_country(s.get("country", str, None, country)),
         max_messages=s.get("max_messages", int, 100, positive),
         retention_days=s.get("retention_days", int, None, positive),
         trash_days=s.get("trash_days", int, 30, positive),
@@ -165,7 +184,7 @@ def _mailbox(source: Source, box_id: str, data: Any, d: Defaults) -> Mailbox:
         imap_user=s.get("imap_user", str, None),
         imap_password=s.get("imap_password", str, None),
         numbers=tuple(numbers),
-        forward_to=s.get("forward_to", str, None, e164),
+        forward_to=s.get("forward_to", str, None, forward_target),
         gpg_recipients=tuple(
             fingerprint(source, f"{path}.gpg_recipients[{i}]", v) for i, v in enumerate(recipients)
         ),
@@ -177,7 +196,9 @@ def _mailbox(source: Source, box_id: str, data: Any, d: Defaults) -> Mailbox:
         language=s.get("language", str, d.language, language),
         timezone=s.get("timezone", str, d.timezone, timezone),
         missed_call_email=s.get("missed_call_email", bool, d.missed_call_email),
-        private_subject=s.get("private_subject", bool, d.private_subject),
+        private_subject=False,
+        private=_private(source, s, d.private),
+        country=_country(s.get("country", str, d.country, country)),
         phone_playback=s.get("phone_playback", bool, False),
         pin_hash=s.get("pin", str, None, _pin_hash),
         aliases=tuple(strings(source, f"{path}.aliases", s.get("aliases", list, []))),
@@ -188,9 +209,14 @@ def _mailbox(source: Source, box_id: str, data: Any, d: Defaults) -> Mailbox:
         group_sync=s.get("group_sync", bool, d.group_sync),
         allow_plain=s.get("allow_plain", bool, False),
         notify=notify(source, f"{path}.notify", s.get("notify", dict, None), d.notify),
+        office_hours=office_hours(source, f"{path}.office_hours", s.get("office_hours", dict, None)),
     )
     s.done()
     return box
+
+
+def _country(value: str | None) -> str | None:
+    return value.upper() if value else None
 
 
 def _pin_hash(value: Any) -> str | None:
@@ -251,6 +277,9 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
     relay = smtp_relay(source, root.get("smtp_relay", dict, None))
     ingress = smtp_ingress(source, root.get("smtp_ingress", dict, None), server.mail_domain, mailboxes)
     watcher_config = watcher(source, root.get("watcher", dict, {}))
+    outage_config = outage(source, root.get("outage", dict, {}), mailboxes)
+    routing_config = routing(source, root.get("routing", dict, {}))
+    hours_by_number = number_hours(source, root.get("office_hours", dict, {}), mailboxes)
     root.done()
     if relay is None:
         emails = [f"mailboxes.{b.id}.notify.email" for b in mailboxes.values() if b.notify.email]
@@ -258,8 +287,6 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
             emails.append("admin.email")
         for path in emails:
             source.error(path, "needs an smtp_relay section to send e-mail through")
-    if source.problems:
-        raise ConfigError(source.problems)
     config = Config(
         source=file,
         server=server,
@@ -274,10 +301,24 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
         smtp_relay=relay,
         smtp_ingress=ingress,
         watcher=watcher_config,
+        outage=outage_config,
+        routing=routing_config,
+        number_hours=hours_by_number,
     )
     if check_keys is not None:
-        for key_path, problem in check_keys(config):
-            source.error(key_path, problem)
-        if source.problems:
-            raise ConfigError(source.problems)
+        # Key problems are reported together with every other problem, so one run of check-config
+        # shows all. With other errors the config may be half-built: then a failing check adds nothing.
+        broken = bool(source.problems)
+        try:
+            found = check_keys(config)
+        except Exception:
+            if not broken:
+                raise
+            found = []
+        reported = " ".join(source.problems)
+        for key_path, problem in found:
+            if not (broken and f" {key_path}: " in reported):  # a malformed fingerprint is said once
+                source.error(key_path, problem)
+    if source.problems:
+        raise ConfigError(source.problems)
     return config

@@ -20,6 +20,8 @@ from vm2mail.telephony.webhooks import caller_number
 
 log = logging.getLogger(__name__)
 
+UNKNOWN_MAILBOX = "?"  # in the state after digits that name no mailbox; no mailbox id has this form
+
 MAX_TIMEOUTS = 2  # a timeout re-prompts once; the second in a row says goodbye
 LOGIN_STEPS = frozenset({"box", "pin", "greet"})
 
@@ -93,7 +95,10 @@ class Menu:
             return self._ask_login(call, state.next(quiet=state.quiet + 1))
         if state.step == "box":
             # Known or not, ask for the PIN: the caller learns nothing about which mailboxes exist.
-            pin_state = state.next(step="pin", mailbox=call.digits[:20], quiet=0)
+            # Only a configured mailbox id goes into the state (a URL Twilio and proxies log): digits
+            # that name none, perhaps a PIN typed too early, are never written anywhere.
+            known = call.digits if call.digits in config.mailboxes else UNKNOWN_MAILBOX
+            pin_state = state.next(step="pin", mailbox=known, quiet=0)
             return call.page(pin_state, [call.prompt("menu-pin.j2")], collect=True)
         mailbox = config.mailboxes.get(state.mailbox)
         if mailbox is not None and mailbox.is_group:
@@ -151,8 +156,8 @@ class Menu:
 
     async def _logged_in(self, call: Call, state: MenuState) -> str:
         step, key = state.step, call.digits
-        if step == "greetrec":
-            return await options.recorded(call, state)
+        if step in ("greetrec", "awayrec"):
+            return await options.recorded(call, state, away=step == "awayrec")
         if step == "dialed":
             return await messages.main_menu(call, state)
         if not key:
@@ -213,6 +218,14 @@ class Menu:
             return await options.hear(call, state)
         if key == "3":
             return await options.remove(call, state)
+        if key == "4":
+            return await options.divert(call, state)
+        if key in ("6", "7"):
+            return (
+                options.record(call, state, away=True)
+                if key == "6"
+                else await options.remove(call, state, away=True)
+            )
         if key == "5":
             return options.new_pin(call, state)
         if key in ("#", "*"):
