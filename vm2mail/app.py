@@ -19,6 +19,7 @@ from vm2mail.config.model import Mailbox
 from vm2mail.errors import Vm2mailError
 from vm2mail.ingest.jobs import Job
 from vm2mail.ingest.pgp import Encryptor
+from vm2mail.ingest.prune import run_pruner
 from vm2mail.ingest.spool import Spool
 from vm2mail.ingest.worker import DeliveredHook, Pipeline
 from vm2mail.mailstore.awaygreeting import AwayGreetings
@@ -206,7 +207,14 @@ class Gateway:
         host = config.server.listen_host
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, config.server.listen_port if port is None else port))
+        wanted = config.server.listen_port if port is None else port
+        try:
+            sock.bind((host, wanted))
+        except OSError as exc:
+            sock.close()
+            await gateway.close()
+            # One line for the admin (vm2mail: ...), not a traceback: usually another instance runs.
+            raise Vm2mailError(f"server.listen: cannot listen on {host}:{wanted}: {exc.strerror}") from exc
         await web.SockSite(gateway.runner, sock).start()
         gateway.port = sock.getsockname()[1]
         log.info(
@@ -220,6 +228,10 @@ class Gateway:
             try:
                 gateway.smtp = SmtpIngress(gateway.current, spool, rest.send_sms)
                 gateway.smtp_port = await gateway.smtp.start()
+            except OSError as exc:
+                await gateway.close()  # the HTTP listener is already up
+                where = f"{config.smtp_ingress.listen_host}:{config.smtp_ingress.listen_port}"
+                raise Vm2mailError(f"smtp_ingress.listen: cannot listen on {where}: {exc.strerror}") from exc
             except BaseException:
                 await gateway.close()  # the HTTP listener is already up
                 raise
@@ -235,6 +247,7 @@ class Gateway:
     async def run_workers(self) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.pipeline.run(self.config.server.workers), name="pipeline")
+            group.create_task(run_pruner(self.current), name="prune")
             if self.notifier is not None:
                 group.create_task(self.notifier.run(), name="notifier")
             if self.watcher is not None:

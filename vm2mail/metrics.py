@@ -16,6 +16,14 @@ RECORDINGS = Counter(
 DELIVERIES = Counter("vm2mail_deliveries_total", "Messages appended to IMAP folders", registry=REGISTRY)
 FAILURES = Counter("vm2mail_failures_total", "Job failures, by reason", ["reason"], registry=REGISTRY)
 SPOOL_DEPTH = Gauge("vm2mail_spool_depth", "Jobs in the spool, by state", ["state"], registry=REGISTRY)
+RETRYING = Gauge(
+    "vm2mail_spool_retrying", "Jobs in new/ waiting for a retry after a failed attempt", registry=REGISTRY
+)
+RETRYING_OLDEST_SECONDS = Gauge(
+    "vm2mail_spool_retrying_oldest_seconds",
+    "Age (since acknowledgement) of the oldest job waiting for a retry; 0 when none",
+    registry=REGISTRY,
+)
 PIPELINE_SECONDS = Histogram(
     "vm2mail_pipeline_seconds",
     "Time from acknowledgement to the last IMAP APPEND of a job",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from vm2mail import __version__
 from vm2mail.cli import keys as keys
@@ -31,8 +33,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # `kill`, systemd stopping a timer's command: stop as Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)  # usage errors: argparse prints them and exits 2
+    # Commands that deliver give their claimed jobs back on SIGTERM too; serve has its own shutdown.
+    if args.command != "serve" and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)  # signal.signal works in the main thread only
     try:
         result: int = args.func(args)
     except ConfigError as exc:

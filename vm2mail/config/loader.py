@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from vm2mail.config import yamlsource
 from vm2mail.config.model import (
@@ -25,6 +24,7 @@ from vm2mail.config.schema import (
     country,
     e164,
     fingerprint,
+    hostname,
     language,
     listen,
     positive,
@@ -57,7 +57,7 @@ def _server(source: Source, data: Any) -> ServerConfig:
     host, port = listen(source, "server.listen", s.get("listen", str, "127.0.0.1:8080"))
     public_url = s.get("public_url", str, check=url) or "http://invalid"
     spool = s.get("spool_dir", str, "/var/lib/vm2mail/spool")
-    domain = s.get("mail_domain", str, urlsplit(public_url).hostname or "localhost")
+    domain = s.get("mail_domain", str, hostname(public_url) or "localhost")
     config = ServerConfig(
         listen_host=host,
         listen_port=port,
@@ -70,6 +70,7 @@ def _server(source: Source, data: Any) -> ServerConfig:
             "log_format", str, "text", lambda v: None if v in ("text", "json") else "must be text or json"
         ),
         call_budget_seconds=s.get("call_budget_seconds", float, 1.5, positive),
+        spool_keep_days=s.get("spool_keep_days", int, 30, positive),
     )
     s.done()
     if not config.secret_key:
@@ -99,8 +100,11 @@ def _twilio(source: Source, data: Any) -> TwilioConfig:
         timeout_seconds=s.get("timeout_seconds", float, 30.0, positive),
     )
     s.done()
-    parts = urlsplit(config.api_base_url)
-    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+    if config.api_base_url.lower().startswith("http:") and hostname(config.api_base_url) not in (
+        "127.0.0.1",
+        "localhost",
+        "::1",
+    ):
         # Recordings are fetched with the account's credentials: plain HTTP only for a local stand-in.
         source.error("twilio.api_base_url", "must use https (plain http only for loopback test servers)")
     return config

@@ -23,6 +23,8 @@ class ServerConfig:
     log_format: str = "text"  # text | json
     # What a caller may wait for the mail store (greeting, full check, a menu step); then cache/default.
     call_budget_seconds: float = 1.5
+    # spool/done/ (delivered jobs) and spool/replies/ (sent SMS replies) are pruned after this long.
+    spool_keep_days: int = 30
 
     @property
     def public_host(self) -> str:

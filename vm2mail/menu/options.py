@@ -57,7 +57,7 @@ async def recorded(call: Call, state: MenuState, *, away: bool = False) -> str:
             path = Path(tmp) / "greeting.wav"
             for attempt in range(1, FETCH_ATTEMPTS + 1):
                 try:
-                    await fetch_recording(call.deps.http, call.config.twilio, url, path)
+                    await fetch_recording(call.deps.http, call.config.twilio, sid, path)
                     break
                 except Vm2mailError:
                     if attempt == FETCH_ATTEMPTS:

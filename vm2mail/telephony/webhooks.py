@@ -18,6 +18,7 @@ from multidict import MultiDict
 from vm2mail import logsetup, metrics, phone
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import SignatureError, SpoolError, TelephonyError
+from vm2mail.ingest.fetch import recording_url
 from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
 from vm2mail.ingest.spool import Spool
 from vm2mail.menu.state import MenuState
@@ -26,7 +27,7 @@ from vm2mail.routing import decide as routing
 from vm2mail.routing.breaker import Breakers, dial_failed
 from vm2mail.routing.switches import Switches
 from vm2mail.telephony import callpath, callstatus, prompts, twiml
-from vm2mail.telephony.signature import SIGNATURE_HEADER, verify, webhook_url
+from vm2mail.telephony.signature import SIGNATURE_HEADER, require_signature, verify, webhook_url
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,11 @@ async def _form(request: web.Request) -> MultiDict[str]:
     if request.content_type != FORM:
         raise TelephonyError(f"expected {FORM}, got {request.content_type or 'no body'}")
     form: MultiDict[str] = MultiDict()
-    for key, value in (await request.post()).items():
+    try:
+        posted = await request.post()
+    except (LookupError, UnicodeDecodeError) as exc:  # charset=<unknown>, or bytes not in that charset
+        raise TelephonyError(f"cannot decode the form ({request.charset or 'utf-8'}): {exc}") from exc
+    for key, value in posted.items():
         if not isinstance(value, str):
             raise TelephonyError("file fields are not accepted")
         form.add(key, value)
@@ -184,8 +189,9 @@ def recording_job(
         ),
         started_at=_started_at(form.get("RecordingStartTime"), now),
         recording_sid=recording_sid,
-        # Only a completed recording has media to fetch; the worker fetches it with Basic auth.
-        recording_url=(form.get("RecordingUrl") or None) if kind == VOICEMAIL else None,
+        # Only a completed recording has media to fetch; the worker fetches it with Basic auth, from
+        # the URL built of api_base_url and the validated SID, not the callback's RecordingUrl.
+        recording_url=recording_url(config.twilio, recording_sid) if kind == VOICEMAIL else None,
         recording_duration=_seconds(form.get("RecordingDuration")),
     )
 
@@ -453,14 +459,16 @@ def guard(deps: TelephonyDeps) -> Middleware:
         call_sid = ""
         context = logsetup.CALL_ID.set(None)
         try:
-            form = await _form(request)
-            call_sid = form.get("CallSid", "")[:34]
-            # Every log record of this request carries the call id (vm2mail.logsetup).
-            logsetup.CALL_ID.set(call_sid if CALL_SID.match(call_sid) else None)
             config = deps.config()
             # raw_path is the request target byte for byte: Twilio signed the URL exactly as we wrote it.
             url = webhook_url(config.server.public_url, request.raw_path)
             signature = request.headers.get(SIGNATURE_HEADER)
+            # Unsigned requests are refused before the body is read or parsed: anyone can send them.
+            require_signature(config.twilio.auth_token, url, signature)
+            form = await _form(request)
+            call_sid = form.get("CallSid", "")[:34]
+            # Every log record of this request carries the call id (vm2mail.logsetup).
+            logsetup.CALL_ID.set(call_sid if CALL_SID.match(call_sid) else None)
             verify(config.twilio.auth_token, url, form, signature, call_sid=call_sid)
             if form.get("AccountSid") != config.twilio.account_sid:
                 log.warning("call %s: webhook %s for another account refused", call_sid, request.path)
