@@ -5,8 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 # libnet-ssleay-perl and libio-socket-ssl-perl: swaks needs them for STARTTLS (a recommends, not a depends).
+# systemd (systemd-analyze) and libseccomp2: the tests run the gateway under the unit's own syscall filter.
 APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks libnet-ssleay-perl libio-socket-ssl-perl openssl \
-	ca-certificates python3-venv
+	ca-certificates python3-venv systemd libseccomp2
 
 .PHONY: deps system-deps venv test lint wheel-demo demo bench bench-ingest bench-smtp bench-menu bench-watch bench-claims clean
 
