@@ -1,4 +1,4 @@
-"""The codecs for the gateway's signed tokens: menu state, PIN entries and Reply-To addresses.
+"""One codec module for every token the gateway signs: menu state, media URLs, PINs, Reply-To addresses.
 
 Every token is an HMAC-SHA256 (RFC 2104) under a key derived from ``server.secret_key`` with a label
 of its own (domain separation), so a token made for one purpose never passes for another. Two wire
@@ -6,8 +6,8 @@ shapes exist: ``seal`` (base64url JSON, a dot, base64url MAC; for URLs) and the 
 (base32, truncated MAC; it must fit an RFC 5321 local part). Reply tokens of version 1
 (readable caller digits) are still accepted, so Reply-To addresses in delivered e-mails stay valid.
 
-Media URLs are sealed as well as signed (telephony/media.py: they must not tell Twilio's logs which
-message a caller heard); that codec still lives beside its only user.
+Media URLs are also encrypted (``seal_secret``): they must not tell Twilio's or a proxy's logs which
+mailbox and message a caller listened to.
 
 Service layer: imports only config, errors and phone (base).
 """
@@ -19,6 +19,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import secrets
 import struct
 import time
 from typing import Any
@@ -66,6 +67,46 @@ def unseal(secret: str, label: bytes, token: str) -> Any:
         raise SignatureError(f"malformed token: {type(exc).__name__}") from exc
 
 
+# -- sealed tokens: signed and encrypted, for URLs that end up in other people's logs ---------------------
+_NONCE_BYTES = 12
+_SEALED_MAC_BYTES = 16
+
+
+def _keystream(secret: str, seal_label: bytes, nonce: bytes, size: int) -> bytes:
+    """SHAKE-256 as an XOF over the sealing key and the nonce."""
+    return hashlib.shake_256(derive_key(secret, seal_label) + nonce).digest(size)
+
+
+def seal_secret(secret: str, label: bytes, seal_label: bytes, value: Any) -> str:
+    """An opaque token: nonce, the JSON of ``value`` encrypted, HMAC-SHA256 over both (encrypt-then-MAC)."""
+    plain = json.dumps(value, separators=(",", ":")).encode("utf-8")
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    sealed = nonce + _xor(plain, _keystream(secret, seal_label, nonce, len(plain)))
+    return b64(sealed + mac(secret, label, sealed)[:_SEALED_MAC_BYTES])
+
+
+def open_secret(secret: str, label: bytes, seal_label: bytes, token: str) -> Any:
+    """The value in a token made by ``seal_secret`` with the same labels; SignatureError otherwise."""
+    try:
+        raw = unb64(token)
+    except (binascii.Error, ValueError):
+        raise SignatureError("malformed token") from None
+    if len(raw) <= _NONCE_BYTES + _SEALED_MAC_BYTES:
+        raise SignatureError("token too short")
+    sealed, tag = raw[:-_SEALED_MAC_BYTES], raw[-_SEALED_MAC_BYTES:]
+    if not hmac.compare_digest(tag, mac(secret, label, sealed)[:_SEALED_MAC_BYTES]):
+        raise SignatureError("token signature does not match")
+    nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
+    try:
+        return json.loads(_xor(body, _keystream(secret, seal_label, nonce, len(body))))
+    except ValueError as exc:
+        raise SignatureError(f"malformed token: {type(exc).__name__}") from exc
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
 # -- Reply-To tokens: the owner's e-mail reply to a voicemail becomes an SMS to the caller ---------------
 REPLY_PREFIX = "reply+"
 _REPLY_VERSION = 2  # v2 masks the caller's digits (v1 tokens, with readable digits, are still accepted)
@@ -88,10 +129,6 @@ def _reply_mask(config: Config, tag: bytes) -> bytes:
     private mailbox must not show it who called (SIV-style: the pad derives from the MAC)."""
     key = derive_key(config.server.secret_key, _REPLY_LABEL)
     return hmac.new(key, b"caller-mask" + tag, hashlib.sha256).digest()[:7]
-
-
-def _xor(a: bytes, b: bytes) -> bytes:
-    return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
 
 def make_reply_token(config: Config, mailbox_id: str, caller: str, *, now: float | None = None) -> str:
