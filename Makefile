@@ -6,10 +6,13 @@ PYTHON ?= python3
 VENV := .venv
 APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks openssl ca-certificates python3-venv
 BINARIES := ffmpeg ffprobe dovecot doveadm gpg sox swaks openssl
+# The web inbox: npm installs its browser libraries; its tests drive Debian's headless Chromium.
+APT_PACKAGES += nodejs npm chromium chromium-driver
+BINARIES += node npm chromium
 
-.PHONY: deps system-deps venv test lint demo bench bench-ingest bench-smtp bench-menu bench-watch clean
+.PHONY: deps system-deps venv vendor test lint demo bench bench-ingest bench-smtp bench-menu bench-watch bench-web clean
 
-deps: system-deps venv
+deps: system-deps venv vendor
 
 system-deps:
 	@missing=""; for b in $(BINARIES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
@@ -30,6 +33,20 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 venv: $(VENV)/.installed
+
+# The web inbox's browser libraries, pinned with integrity hashes in package-lock.json (npm ci checks
+# them), copied into the package so the gateway serves them and a built wheel ships them.
+VENDOR := vm2mail/web/static/vendor
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+$(VENDOR)/.installed: node_modules/.package-lock.json
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/postal-mime
+	cp node_modules/openpgp/dist/openpgp.min.mjs node_modules/openpgp/LICENSE $(VENDOR)/
+	cp node_modules/postal-mime/dist/esm/*.js node_modules/postal-mime/LICENSE.txt $(VENDOR)/postal-mime/
+	@touch $@
+
+vendor: $(VENDOR)/.installed
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -56,6 +73,9 @@ bench-menu: deps
 
 bench-watch: deps
 	$(VENV)/bin/python bench/watch.py
+
+bench-web: deps
+	$(VENV)/bin/python bench/web.py
 
 clean:
 	rm -rf .work .pytest_cache .mypy_cache .ruff_cache

@@ -34,6 +34,11 @@ from vm2mail.telephony.media import Playback, add_media_routes
 from vm2mail.telephony.rest import TwilioRest
 from vm2mail.telephony.webhooks import TelephonyDeps, add_routes
 from vm2mail.watcher import Watcher, WatchEvent
+from vm2mail.web import WebDeps, add_web_routes
+from vm2mail.web.auth import WebLogins
+from vm2mail.web.folder import InboxFolders
+from vm2mail.web.live import LiveHub
+from vm2mail.web.session import Generations
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +102,18 @@ def menu_deps(gateway: Gateway, rest: TwilioRest) -> MenuDeps:
         http=gateway.http,
         delete_recording=rest.delete_recording,
         alert=alert,
+    )
+
+
+def web_deps(gateway: Gateway, menu: MenuDeps) -> WebDeps:
+    """The web inbox (issue 12) over the menu's folder reader, lockout store and playback."""
+    return WebDeps(
+        config=gateway.current,
+        folders=InboxFolders(menu.voicemails),
+        generations=Generations(gateway.current, menu.metadata),
+        logins=WebLogins(gateway.current, menu.login_service()),
+        playback=menu.playback,
+        hub=LiveHub(),
     )
 
 
@@ -179,6 +196,9 @@ class Gateway:
         )
         add_menu_routes(app, menu)
         add_media_routes(app, menu.playback)
+        inbox = web_deps(gateway, menu)
+        watcher.subscribe(inbox.hub.on_event)
+        add_web_routes(app, inbox)
         ops.add_ops_routes(app, ops.Health(gateway.current, spool, store, key_problems), spool)
         await gateway.runner.setup()
         host = config.server.listen_host

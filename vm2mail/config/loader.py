@@ -31,6 +31,7 @@ from vm2mail.config.schema import (
     url,
 )
 from vm2mail.config.services import admin, menu, notify, smtp_ingress, smtp_relay, watcher
+from vm2mail.config.web import web
 from vm2mail.config.yamlsource import Source
 from vm2mail.errors import ConfigError
 from vm2mail.pinhash import is_pin_hash
@@ -247,6 +248,7 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
     relay = smtp_relay(source, root.get("smtp_relay", dict, None))
     ingress = smtp_ingress(source, root.get("smtp_ingress", dict, None), server.mail_domain, mailboxes)
     watcher_config = watcher(source, root.get("watcher", dict, {}))
+    web_config = web(source, root.get("web", dict, {}))
     root.done()
     if relay is None:
         emails = [f"mailboxes.{b.id}.notify.email" for b in mailboxes.values() if b.notify.email]
@@ -270,6 +272,7 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
         smtp_relay=relay,
         smtp_ingress=ingress,
         watcher=watcher_config,
+        web=web_config,
     )
     if check_keys is not None:
         for key_path, problem in check_keys(config):

@@ -133,6 +133,15 @@ class WatcherConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WebConfig:
+    """The web inbox under /inbox/ (vm2mail.web): browser access to the same IMAP folders."""
+
+    enabled: bool = True
+    session_minutes: int = 8 * 60  # a login cookie expires after this (signed into the cookie)
+    page_size: int = 50  # voicemails per list page
+
+
+@dataclass(frozen=True, kw_only=True)
 class NotifyConfig:
     """Per-mailbox notifications when a voicemail lands (never with audio)."""
 
@@ -223,6 +232,7 @@ class Config:
     smtp_relay: SmtpRelayConfig | None = None
     smtp_ingress: SmtpIngressConfig | None = None
     watcher: WatcherConfig = field(default_factory=WatcherConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     def mailbox_for_number(self, number: str) -> Mailbox | None:
         """The mailbox a called number (E.164) reaches, or None."""

@@ -1,0 +1,102 @@
+"""The web inbox in a real browser: log in, import the key, play an encrypted voicemail, act, live updates."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from playwright.async_api import Page, expect
+
+from tests.e2e.harness import Stack, audio_part, decrypt, ffprobe, parse, running
+from tests.fixtures.dovecot import MailClient
+from tests.web.browser import chromium_page, screenshot
+from vm2mail.devstack import keys
+
+PASSPHRASE = "correct horse battery staple"
+
+
+async def log_in(page: Page, base: str, user: str, password: str) -> None:
+    await page.goto(base)
+    await page.get_by_label("E-mail login").fill(user)
+    await page.get_by_label("Password", exact=True).fill(password)
+    await page.get_by_role("button", name="Log in", exact=True).click()
+
+
+async def play_first(page: Page) -> None:
+    await page.evaluate(
+        """() => { const p = document.getElementById('player');
+                   window.__playing = new Promise(r => p.addEventListener('playing', r, {once: true})); }"""
+    )
+    await page.locator("#list li").first.get_by_role("button", name="Play").click()
+    await page.evaluate("() => window.__playing.then(() => true)")
+
+
+def test_log_in_import_key_play_delete_restore_and_live(stack: Callable[..., Stack], tmp_path: Path) -> None:
+    s = stack({"201": {"encrypted": True, "name": "Anna Schmidt"}})
+    account = s.accounts["201"]
+    assert account.key is not None
+    secret = keys.export_secret(account.key.secret_home, account.key.fingerprint).decode()
+    client = MailClient(s.dovecot, account.user, account.password)
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            trace = await s.call(gateway, caller="+4930123456", caller_name="Jürgen Müller")
+            assert trace.recording is not None
+            assert await s.wait_job(trace.recording.sid) == "done"
+            [stored] = await asyncio.to_thread(client.messages, "Voicemail")
+            mp3 = audio_part(decrypt(parse(stored.raw), account.key))  # type: ignore[arg-type]
+            expected = float(ffprobe(mp3, tmp_path)["format"]["duration"])
+
+            async with chromium_page() as page:
+                await log_in(page, f"http://127.0.0.1:{gateway.port}/inbox/", account.user, account.password)
+                rows = page.locator("#list li")
+                await expect(rows).to_have_count(1)
+                await expect(rows.first).to_contain_text("Jürgen Müller")
+                await expect(rows.first).to_contain_text("New")
+
+                # The unprotected export gets a passphrase before it is stored in IndexedDB.
+                await page.get_by_label("or paste it here").fill(secret)
+                await page.get_by_label("Passphrase").fill(PASSPHRASE)
+                await page.get_by_role("button", name="Import key").click()
+                await expect(page.locator("#key-state")).to_contain_text(account.key.fingerprint)
+
+                await play_first(page)
+                duration = await page.evaluate("document.getElementById('player').duration")
+                assert abs(duration - expected) < 0.3, (duration, expected)
+                await expect(rows.first).to_contain_text("Heard")
+                [heard] = await asyncio.to_thread(client.messages, "Voicemail")
+                assert "\\Seen" in heard.flags
+
+                # Saved in the mail client: the open page follows without reloading.
+                await asyncio.to_thread(client.set_flags, "Voicemail", heard.uid, "\\Flagged")
+                await expect(rows.first).to_contain_text("Saved", timeout=2000)
+
+                await rows.first.get_by_role("button", name="Delete").click()
+                await expect(page.locator("#empty")).to_be_visible()
+                assert await asyncio.to_thread(client.messages, "Voicemail") == []
+                [trashed] = await asyncio.to_thread(client.messages, "Trash")
+                assert trashed.raw == stored.raw
+
+                await page.get_by_role("button", name="Trash").click()
+                await expect(rows).to_have_count(1)
+                await rows.first.get_by_role("button", name="Restore").click()
+                await expect(page.locator("#empty")).to_be_visible()
+                assert await asyncio.to_thread(client.messages, "Trash") == []
+                [back] = await asyncio.to_thread(client.messages, "Voicemail")
+                assert back.raw == stored.raw
+
+                # A new call while the inbox is open shows up without a reload.
+                await page.get_by_role("button", name="All").click()
+                await expect(rows).to_have_count(1)
+                second = await s.call(gateway, caller="+4940555000", caller_name="Erika Mustermann")
+                assert second.recording is not None
+                assert await s.wait_job(second.recording.sid) == "done"
+                appended = time.monotonic()
+                await expect(rows).to_have_count(2, timeout=2000)
+                print(f"new voicemail shown {time.monotonic() - appended:.2f} s after its APPEND")
+                await expect(rows.first).to_contain_text("Erika Mustermann")
+                await screenshot(page, "inbox")
+
+    asyncio.run(scenario())

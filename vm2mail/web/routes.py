@@ -1,0 +1,311 @@
+"""The web inbox's routes under /inbox/: login, list, message, audio, actions and live events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from vm2mail.config.model import Config, Mailbox
+from vm2mail.telephony.media import Playback
+from vm2mail.web import session as sessions
+from vm2mail.web.assets import PREFIX, Assets
+from vm2mail.web.auth import Outcome, WebLogins
+from vm2mail.web.folder import ACTIONS, VIEWS, InboxFolders, entry_json
+from vm2mail.web.http import WebError, api, error_response, ranged, security_headers
+from vm2mail.web.live import HEARTBEAT_SECONDS, LiveHub
+
+log = logging.getLogger(__name__)
+
+MAX_LOGIN_FIELD = 512
+
+
+@dataclass
+class WebDeps:
+    """What the inbox needs from the composition root (vm2mail.app)."""
+
+    config: Callable[[], Config]
+    folders: InboxFolders
+    generations: sessions.Generations
+    logins: WebLogins
+    playback: Playback
+    hub: LiveHub
+    assets: Assets = field(default_factory=Assets.load)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated request: the session's mailbox."""
+
+    mailbox: Mailbox
+    session: sessions.Session
+
+
+def _client(request: web.Request) -> str:
+    return request.remote or "?"
+
+
+async def authenticate(deps: WebDeps, request: web.Request, *, change: bool = False) -> Caller:
+    """The session of the request's cookie; a state change must also carry its CSRF token."""
+    config = deps.config()
+    if not config.web.enabled:
+        raise WebError(404, "disabled", "The web inbox is not enabled.")
+    cookie = request.cookies.get(sessions.COOKIE)
+    found = sessions.read(config.server.secret_key, cookie) if cookie else None
+    mailbox = config.mailboxes.get(found.mailbox_id) if found is not None else None
+    if found is None or mailbox is None:
+        if cookie:
+            log.info("web: refused a forged or expired session cookie from %s", _client(request))
+        raise WebError(401, "session", "Please log in (no session, or it expired).")
+    if found.generation != await deps.generations.current(mailbox):
+        raise WebError(401, "session", "This session was logged out; please log in again.")
+    if change and not sessions.csrf_ok(config.server.secret_key, found, request.headers.get("X-CSRF-Token")):
+        log.warning("web: mailbox %s: state change without a valid CSRF token refused", mailbox.id)
+        raise WebError(403, "csrf", "Missing or wrong CSRF token; reload the page.")
+    return Caller(mailbox, found)
+
+
+def _uid(request: web.Request) -> int:
+    text = request.match_info["uid"]
+    if not text.isdigit() or not 0 < int(text) < 2**32:  # RFC 3501 §2.3.1.1: nz-number, 32 bits
+        raise WebError(400, "bad-uid", f"{text!r} is not a message number.")
+    return int(text)
+
+
+def _view(request: web.Request, default: str = "all") -> str:
+    view = request.query.get("view", default)
+    if view not in VIEWS:
+        raise WebError(400, "bad-view", f"view must be one of {', '.join(VIEWS)}.")
+    return view
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    # JSON only: a cross-site HTML form cannot send it without a CORS preflight we never answer.
+    if request.content_type != "application/json":
+        raise WebError(415, "bad-request", "Send JSON (Content-Type: application/json).")
+    try:
+        data = await request.json()
+    except ValueError:
+        raise WebError(400, "bad-request", "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise WebError(400, "bad-request", "The request body must be a JSON object.")
+    return data
+
+
+def _set_cookie(response: web.StreamResponse, value: str, max_age: int) -> None:
+    response.set_cookie(
+        sessions.COOKIE,
+        value,
+        max_age=max_age,
+        path="/inbox/",
+        secure=True,
+        httponly=True,
+        samesite="Strict",
+    )
+
+
+def session_json(deps: WebDeps, caller: Caller) -> dict[str, Any]:
+    box = caller.mailbox
+    return {
+        "mailbox": box.id,
+        "name": box.name,
+        "language": box.language,
+        "timezone": box.timezone,
+        "encrypted": box.encrypted,
+        "server_playback": box.phone_playback or not box.encrypted,
+        "csrf": sessions.csrf_token(deps.config().server.secret_key, caller.session),
+        "expires": caller.session.expires,
+        "page_size": deps.config().web.page_size,
+    }
+
+
+def add_web_routes(app: web.Application, deps: WebDeps) -> None:
+    """Everything under /inbox/ (the page, its files, the JSON API and the event stream)."""
+    app.on_response_prepare.append(security_headers(deps.assets.csp))
+
+    async def stop_streams(_app: web.Application) -> None:
+        deps.closing.set()  # open event streams end, so shutdown does not wait for them
+
+    app.on_shutdown.append(stop_streams)
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        if not deps.config().web.enabled:
+            raise web.HTTPNotFound()
+        if deps.assets.missing:
+            return web.Response(status=503, text="The web inbox's libraries are not installed (make deps).")
+        return web.Response(body=deps.assets.page, content_type="text/html", charset="utf-8")
+
+    async def static(request: web.Request) -> web.StreamResponse:
+        found = deps.assets.files.get(request.match_info["path"])
+        if found is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=found[0], content_type=found[1], headers={"Cache-Control": "no-cache"})
+
+    @api
+    async def login(request: web.Request) -> web.StreamResponse:
+        config = deps.config()
+        if not config.web.enabled:
+            raise WebError(404, "disabled", "The web inbox is not enabled.")
+        data = await _json_body(request)
+        user, password = data.get("login"), data.get("password")
+        if not isinstance(user, str) or not isinstance(password, str):
+            raise WebError(400, "bad-request", "login and password are required.")
+        if len(user) > MAX_LOGIN_FIELD or len(password) > MAX_LOGIN_FIELD:
+            raise WebError(400, "bad-request", "login or password too long.")
+        outcome, mailbox = await deps.logins.check(user, password, client=_client(request))
+        if outcome is Outcome.LOCKED:
+            raise WebError(423, "locked", "Too many failed logins: this mailbox is locked for a while.")
+        if outcome is Outcome.UNAVAILABLE:
+            raise WebError(503, "unavailable", "The mail server is not reachable; try again soon.")
+        if outcome is not Outcome.OK or mailbox is None:
+            raise WebError(401, "wrong", "Wrong login or password.")
+        lifetime = config.web.session_minutes * 60
+        generation = await deps.generations.current(mailbox)
+        value, issued = sessions.issue(config.server.secret_key, mailbox.id, generation, lifetime)
+        response = web.json_response(session_json(deps, Caller(mailbox, issued)))
+        _set_cookie(response, value, lifetime)
+        return response
+
+    @api
+    async def whoami(request: web.Request) -> web.StreamResponse:
+        return web.json_response(session_json(deps, await authenticate(deps, request)))
+
+    @api
+    async def logout(request: web.Request) -> web.StreamResponse:
+        caller = await authenticate(deps, request, change=True)
+        if request.match_info.get("everywhere"):
+            await deps.generations.bump(caller.mailbox)
+            log.info("web: mailbox %s logged out everywhere", caller.mailbox.id)
+        response = web.json_response({"ok": True})
+        _set_cookie(response, "", 0)
+        return response
+
+    @api
+    async def listing(request: web.Request) -> web.StreamResponse:
+        caller = await authenticate(deps, request)
+        view = _view(request, "all")
+        try:
+            number = max(1, int(request.query.get("page", "1")))
+        except ValueError:
+            raise WebError(400, "bad-page", "page must be a number.") from None
+        size = deps.config().web.page_size
+        found = await deps.folders.page(caller.mailbox, view, number, size)
+        counts = found.counts
+        return web.json_response(
+            {
+                "view": view,
+                "page": found.page,
+                "pages": found.pages,
+                "total": found.total,
+                "counts": {"new": counts.new, "heard": counts.heard, "saved": counts.saved},
+                "items": [entry_json(caller.mailbox, e) for e in found.entries],
+            }
+        )
+
+    async def voicemail(caller: Caller, request: web.Request) -> tuple[int, str]:
+        uid, view = _uid(request), _view(request)
+        entry = await deps.folders.entry(caller.mailbox, uid, view)
+        if entry is None:
+            # Another mailbox's UID, a message that is gone, or one that is not a voicemail: all
+            # look the same from here, and none of them is touched.
+            raise WebError(404, "not-found", "No such voicemail in this mailbox.")
+        return uid, view
+
+    @api
+    async def message(request: web.Request) -> web.StreamResponse:
+        caller = await authenticate(deps, request)
+        uid, view = await voicemail(caller, request)
+        raw = await deps.folders.raw(caller.mailbox, uid, view)
+        if raw is None:
+            raise WebError(404, "not-found", "No such voicemail in this mailbox.")
+        # The raw message as stored: for an encrypted voicemail this is PGP/MIME ciphertext that only
+        # the user's key (in the browser) opens.
+        return web.Response(
+            body=raw,
+            content_type="application/octet-stream",
+            headers={"Content-Disposition": "attachment"},
+        )
+
+    @api
+    async def audio(request: web.Request) -> web.StreamResponse:
+        caller = await authenticate(deps, request)
+        uid, view = await voicemail(caller, request)
+        entry = await deps.folders.entry(caller.mailbox, uid, view)
+        if entry is not None and entry.encrypted and not caller.mailbox.phone_playback:
+            raise WebError(409, "encrypted", "This voicemail is encrypted: it is decrypted in the browser.")
+        folder = await deps.folders.folder(caller.mailbox, view)
+        mp3 = await deps.playback.audio(caller.mailbox, folder, uid)
+        if mp3 is None:
+            raise WebError(404, "no-audio", "This voicemail has no playable audio.")
+        return ranged(request, mp3, "audio/mpeg")
+
+    @api
+    async def act(request: web.Request) -> web.StreamResponse:
+        caller = await authenticate(deps, request, change=True)
+        action = request.match_info["action"]
+        if action not in ACTIONS:
+            raise WebError(404, "bad-action", f"Unknown action {action!r}.")
+        uid, view = await voicemail(caller, request)
+        if (action == "delete") == (view == "trash") and action in ("delete", "restore"):
+            raise WebError(409, "bad-action", "Delete from the inbox, restore from the Trash.")
+        now = await deps.folders.act(caller.mailbox, uid, view, action)
+        if now is None:
+            raise WebError(404, "not-found", "No such voicemail in this mailbox.")
+        log.info("web: mailbox %s: %s UID %d (%s)", caller.mailbox.id, action, uid, view)
+        return web.json_response({"ok": True, "uid": now})
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        try:
+            caller = await authenticate(deps, request)
+        except WebError as exc:
+            return error_response(exc.status, exc.code, exc.message)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
+        )
+        await response.prepare(request)
+        await response.write(b"retry: 1000\n: connected\n\n")
+        # The stream ends with the session: the page's EventSource reconnects and then asks to log in.
+        ends = asyncio.get_running_loop().time() + max(0.0, caller.session.expires - time.time())
+        async with deps.hub.listen(caller.mailbox.id) as queue:
+            closing = asyncio.ensure_future(deps.closing.wait())
+            try:
+                while not deps.closing.is_set() and asyncio.get_running_loop().time() < ends:
+                    getter = asyncio.ensure_future(queue.get())
+                    done, _ = await asyncio.wait(
+                        {getter, closing}, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if getter in done:
+                        await response.write(f"event: change\ndata: {getter.result()}\n\n".encode())
+                    else:
+                        getter.cancel()
+                        await response.write(b": still here\n\n")
+            except (ConnectionResetError, asyncio.CancelledError):
+                pass
+            finally:
+                closing.cancel()
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
+
+    async def bare(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/inbox/")
+
+    app.router.add_get("/inbox", bare)
+    app.router.add_get("/inbox/", page)
+    app.router.add_get(PREFIX + "{path:.+}", static)
+    app.router.add_post("/inbox/api/login", login)
+    app.router.add_get("/inbox/api/session", whoami)
+    app.router.add_post("/inbox/api/logout", logout)
+    app.router.add_post("/inbox/api/logout/{everywhere:everywhere}", logout)
+    app.router.add_get("/inbox/api/voicemails", listing)
+    app.router.add_get("/inbox/api/voicemails/{uid}/message", message)
+    app.router.add_get("/inbox/api/voicemails/{uid}/audio", audio)
+    app.router.add_post("/inbox/api/voicemails/{uid}/{action}", act)
+    app.router.add_get("/inbox/api/events", events)

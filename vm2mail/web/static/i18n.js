@@ -1,0 +1,87 @@
+// The inbox's words in English and German; error codes from the API map to messages here.
+const WORDS = {
+  en: {
+    skip: "Skip to the voicemails", title: "Voicemail", language: "Language", logout: "Log out",
+    logoutAll: "Log out everywhere", loginTitle: "Log in", loginName: "E-mail login", password: "Password",
+    loginButton: "Log in", keyTitle: "Your decryption key",
+    keyHelp: "Your voicemails are encrypted. Import your OpenPGP secret key once: it stays in this browser, protected by its passphrase, and is never sent to the server.",
+    keyFile: "Secret key file (.asc)", keyText: "or paste it here", passphrase: "Passphrase",
+    keyImport: "Import key", keyUnlock: "Unlock", keyForget: "Remove key from this browser",
+    keyNone: "No key in this browser yet.", keyStored: "Key {fpr} is stored in this browser (locked).",
+    keyUnlocked: "Key {fpr} is unlocked for this page.", keyImported: "Key imported and stored in this browser.",
+    keyNewPassphrase: "This key has no passphrase: enter one to protect it in this browser.",
+    keyBad: "That is not an OpenPGP secret key.", keyWrongPassphrase: "Wrong passphrase.",
+    keyNeeded: "Import and unlock your key to play encrypted voicemails.",
+    keyWrong: "This voicemail cannot be decrypted with your key (it was encrypted to another key).",
+    badMessage: "This voicemail could not be read.",
+    viewNew: "New", viewAll: "All", viewSaved: "Saved", viewTrash: "Trash", nothingPlaying: "Nothing playing",
+    nowPlaying: "Playing: {who}, {when}", listTitle: "Voicemails", empty: "No voicemails here.",
+    prev: "Newer", next: "Older", pageInfo: "Page {page} of {pages} ({total} voicemails)",
+    stateNew: "New", stateHeard: "Heard", stateSaved: "Saved", encrypted: "encrypted",
+    unknownCaller: "Unknown caller", play: "Play", save: "Save", unsave: "Unsave", delete: "Delete",
+    restore: "Restore", download: "Download MP3", callTel: "Call {number}", callMe: "Call me and connect",
+    sms: "Reply by SMS", seconds: "{n} s", loggedIn: "Logged in to mailbox {mailbox} ({name}).",
+    deleted: "Moved to Trash.", restored: "Restored from Trash.", saved: "Saved.", unsaved: "No longer saved.",
+    newVoicemail: "A new voicemail arrived.", decrypting: "Decrypting…", loading: "Loading…",
+    loggedOut: "Logged out.",
+    err_wrong: "Wrong login or password.", err_locked: "Too many failed logins: this mailbox is locked for a while.",
+    err_session: "Your session ended; please log in again.", err_csrf: "Security token missing; reload the page.",
+    "err_not-found": "This voicemail does not exist in your mailbox (any more).",
+    err_unavailable: "The mail server is not reachable; try again soon.", err_network: "The gateway cannot be reached.",
+  },
+  de: {
+    skip: "Zu den Nachrichten springen", title: "Mailbox", language: "Sprache", logout: "Abmelden",
+    logoutAll: "Überall abmelden", loginTitle: "Anmelden", loginName: "E-Mail-Login", password: "Passwort",
+    loginButton: "Anmelden", keyTitle: "Ihr Entschlüsselungsschlüssel",
+    keyHelp: "Ihre Nachrichten sind verschlüsselt. Importieren Sie einmalig Ihren geheimen OpenPGP-Schlüssel: Er bleibt in diesem Browser, durch seine Passphrase geschützt, und wird nie an den Server gesendet.",
+    keyFile: "Datei mit geheimem Schlüssel (.asc)", keyText: "oder hier einfügen", passphrase: "Passphrase",
+    keyImport: "Schlüssel importieren", keyUnlock: "Entsperren", keyForget: "Schlüssel aus diesem Browser entfernen",
+    keyNone: "Noch kein Schlüssel in diesem Browser.", keyStored: "Schlüssel {fpr} ist in diesem Browser gespeichert (gesperrt).",
+    keyUnlocked: "Schlüssel {fpr} ist für diese Seite entsperrt.", keyImported: "Schlüssel importiert und in diesem Browser gespeichert.",
+    keyNewPassphrase: "Dieser Schlüssel hat keine Passphrase: Geben Sie eine ein, um ihn in diesem Browser zu schützen.",
+    keyBad: "Das ist kein geheimer OpenPGP-Schlüssel.", keyWrongPassphrase: "Falsche Passphrase.",
+    keyNeeded: "Importieren und entsperren Sie Ihren Schlüssel, um verschlüsselte Nachrichten abzuspielen.",
+    keyWrong: "Diese Nachricht lässt sich mit Ihrem Schlüssel nicht entschlüsseln (sie ist für einen anderen Schlüssel verschlüsselt).",
+    badMessage: "Diese Nachricht ist nicht lesbar.",
+    viewNew: "Neu", viewAll: "Alle", viewSaved: "Gespeichert", viewTrash: "Papierkorb", nothingPlaying: "Keine Wiedergabe",
+    nowPlaying: "Wiedergabe: {who}, {when}", listTitle: "Nachrichten", empty: "Keine Nachrichten.",
+    prev: "Neuere", next: "Ältere", pageInfo: "Seite {page} von {pages} ({total} Nachrichten)",
+    stateNew: "Neu", stateHeard: "Gehört", stateSaved: "Gespeichert", encrypted: "verschlüsselt",
+    unknownCaller: "Unbekannter Anrufer", play: "Abspielen", save: "Speichern", unsave: "Nicht mehr speichern",
+    delete: "Löschen", restore: "Wiederherstellen", download: "MP3 herunterladen", callTel: "{number} anrufen",
+    callMe: "Mich anrufen und verbinden", sms: "Per SMS antworten", seconds: "{n} s",
+    loggedIn: "Angemeldet bei Mailbox {mailbox} ({name}).", deleted: "In den Papierkorb verschoben.",
+    restored: "Aus dem Papierkorb wiederhergestellt.", saved: "Gespeichert.", unsaved: "Nicht mehr gespeichert.",
+    newVoicemail: "Eine neue Nachricht ist eingegangen.", decrypting: "Entschlüsseln…", loading: "Laden…",
+    loggedOut: "Abgemeldet.",
+    err_wrong: "Login oder Passwort falsch.", err_locked: "Zu viele Fehlversuche: Diese Mailbox ist vorübergehend gesperrt.",
+    err_session: "Ihre Sitzung ist abgelaufen; bitte melden Sie sich erneut an.",
+    err_csrf: "Sicherheitstoken fehlt; bitte laden Sie die Seite neu.",
+    "err_not-found": "Diese Nachricht gibt es (nicht mehr) in Ihrer Mailbox.",
+    err_unavailable: "Der Mailserver ist nicht erreichbar; bitte später erneut versuchen.",
+    err_network: "Das Gateway ist nicht erreichbar.",
+  },
+};
+
+let current = "en";
+
+export function setLanguage(lang) {
+  current = WORDS[lang] ? lang : "en";
+  document.documentElement.lang = current;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+}
+
+export function language() {
+  return current;
+}
+
+export function t(key, values = {}) {
+  const text = WORDS[current][key] ?? WORDS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+}
+
+// An API error body {error, message}: our words for its code, else the server's (English) message.
+export function errorText(code, fallback) {
+  const key = `err_${code}`;
+  return WORDS[current][key] ?? fallback ?? code;
+}
