@@ -11,6 +11,7 @@ from playwright.async_api import Page, expect
 
 from tests.e2e.harness import Stack, audio_part, decrypt, ffprobe, parse, running
 from tests.fixtures.dovecot import MailClient
+from tests.fixtures.gpg import GpgKeys
 from tests.web.browser import chromium_page, screenshot
 from vm2mail.devstack import keys
 
@@ -98,5 +99,70 @@ def test_log_in_import_key_play_delete_restore_and_live(stack: Callable[..., Sta
                 print(f"new voicemail shown {time.monotonic() - appended:.2f} s after its APPEND")
                 await expect(rows.first).to_contain_text("Erika Mustermann")
                 await screenshot(page, "inbox")
+
+    asyncio.run(scenario())
+
+
+def test_wrong_key_or_passphrase_gets_a_clear_message_and_changes_nothing(
+    stack: Callable[..., Stack], gpg_keys: GpgKeys
+) -> None:
+    s = stack({"201": {"encrypted": True}})
+    account = s.accounts["201"]
+    assert account.key is not None
+    right = keys.export_secret(account.key.secret_home, account.key.fingerprint).decode()
+    mallory = gpg_keys("Mallory", import_to_gateway=False)
+    wrong = keys.export_secret(mallory.secret_home, mallory.fingerprint).decode()
+    client = MailClient(s.dovecot, account.user, account.password)
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            trace = await s.call(gateway)
+            assert trace.recording is not None
+            assert await s.wait_job(trace.recording.sid) == "done"
+            async with chromium_page() as page:
+                base = f"http://127.0.0.1:{gateway.port}/inbox/"
+                await page.goto(base)
+                await page.get_by_label("E-mail login").fill(account.user)
+                await page.get_by_label("Password", exact=True).fill("wrong password")
+                await page.get_by_role("button", name="Log in", exact=True).click()
+                await expect(page.get_by_role("alert")).to_have_text("Wrong login or password.")
+                await log_in(page, base, account.user, account.password)
+                alert = page.get_by_role("alert")
+
+                await page.get_by_label("or paste it here").fill(
+                    "-----BEGIN PGP PRIVATE KEY BLOCK-----\nnonsense"
+                )
+                await page.get_by_label("Passphrase").fill(PASSPHRASE)
+                await page.get_by_role("button", name="Import key").click()
+                await expect(alert).to_have_text("That is not an OpenPGP secret key.")
+
+                await page.get_by_label("or paste it here").fill(wrong)
+                await page.get_by_label("Passphrase").fill(PASSPHRASE)
+                await page.get_by_role("button", name="Import key").click()
+                await expect(page.locator("#key-state")).to_contain_text(mallory.fingerprint)
+                await page.locator("#list li").first.get_by_role("button", name="Play").click()
+                await expect(alert).to_contain_text("cannot be decrypted with your key")
+                await expect(page.locator("#list li").first).to_contain_text("New")
+                [message] = await asyncio.to_thread(client.messages, "Voicemail")
+                assert "\\Seen" not in message.flags
+
+                await page.get_by_role("button", name="Remove key from this browser").click()
+                await page.get_by_label("or paste it here").fill(right)
+                await page.get_by_label("Passphrase").fill(PASSPHRASE)
+                await page.get_by_role("button", name="Import key").click()
+                await expect(page.locator("#key-state")).to_contain_text("unlocked")
+
+                # A new page load: the key is still in IndexedDB, locked, and needs its passphrase.
+                await page.reload()
+                await expect(page.locator("#key-state")).to_contain_text("(locked)")
+                await page.get_by_label("Passphrase").fill("not the passphrase")
+                await page.get_by_role("button", name="Unlock").click()
+                await expect(alert).to_have_text("Wrong passphrase.")
+                await page.locator("#list li").first.get_by_role("button", name="Play").click()
+                await expect(alert).to_contain_text("Import and unlock your key")
+                await page.get_by_label("Passphrase").fill(PASSPHRASE)
+                await page.get_by_role("button", name="Unlock").click()
+                await expect(page.locator("#key-state")).to_contain_text("unlocked")
+                await play_first(page)
 
     asyncio.run(scenario())

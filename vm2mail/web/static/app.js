@@ -258,11 +258,12 @@ $("next").addEventListener("click", () => { state.page = Math.min(state.pages, s
 // -- acting on one voicemail -------------------------------------------------------------------------
 
 async function audioUrl(item) {
-  if (!item.encrypted || !state.session.encrypted && state.session.server_playback) {
-    return `/inbox/api/voicemails/${item.uid}/audio?view=${state.view}`;
-  }
-  if (item.encrypted && !pgp.isUnlocked() && state.session.server_playback) {
-    return `/inbox/api/voicemails/${item.uid}/audio?view=${state.view}`;
+  const server = `/inbox/api/voicemails/${item.uid}/audio?view=${state.view}`;
+  if (!item.encrypted) return server;
+  if (!pgp.isUnlocked()) {
+    // Phone playback mailboxes can also be played by the gateway (it holds a playback key).
+    if (state.session.server_playback) return server;
+    throw new pgp.KeyError("keyNeeded");
   }
   say(t("decrypting"));
   const raw = await api(`voicemails/${item.uid}/message?view=${state.view}`, { raw: true });

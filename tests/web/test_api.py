@@ -1,0 +1,176 @@
+"""The inbox API refuses bad input with a clear message and changes nothing; audio streams with Range."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from email.message import EmailMessage
+from pathlib import Path
+
+from tests.e2e.harness import Stack, ffprobe, running
+from tests.fixtures.dovecot import MailClient
+from tests.web.client import InboxClient
+from vm2mail.web import session as sessions
+
+
+def test_login_refusals_lockout_and_cookie_attributes(stack: Callable[..., Stack]) -> None:
+    s = stack({"201": {"encrypted": False}}, menu={"lockout_failures": 3, "lockout_minutes": 5})
+    account = s.accounts["201"]
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            client = InboxClient(f"http://127.0.0.1:{gateway.port}")
+            reply = await client.login(account.user, account.password)
+            assert reply.status == 200
+            cookie = client.set_cookie.lower()
+            for attribute in ("httponly", "secure", "samesite=strict", "path=/inbox/"):
+                assert attribute in cookie, cookie
+            assert "default-src 'self'" in reply.headers["Content-Security-Policy"]
+            assert "unsafe-inline" not in reply.headers["Content-Security-Policy"]
+            assert (await client.get("/inbox/api/session")).json()["mailbox"] == "201"
+
+            stranger = InboxClient(client.base)
+            wrong = await stranger.login(account.user, "not-the-password")
+            assert (wrong.status, wrong.json()["error"]) == (401, "wrong")
+            assert stranger.cookie is None
+            unknown = await stranger.login("nobody@example.org", "whatever")
+            assert (unknown.status, unknown.json()["error"]) == (401, "wrong")
+            assert (await stranger.login(account.user, "again-wrong")).status == 401
+            locked = await stranger.login(account.user, "third-wrong")  # third failure locks
+            assert (locked.status, locked.json()["error"]) == (423, "locked")
+            still = await stranger.login(account.user, account.password)  # even the right password
+            assert (still.status, still.json()["error"]) == (423, "locked")
+            assert "locked" in still.json()["message"]
+            page = await stranger.get("/inbox/api/session")
+            assert (page.status, page.json()["error"]) == (401, "session")
+
+            bad = await stranger.request("POST", "/inbox/api/login", data="login=x&password=y")
+            assert bad.status == 415  # a cross-site form cannot log anyone in
+
+    asyncio.run(scenario())
+
+
+def test_forged_expired_and_logged_out_cookies_and_csrf(stack: Callable[..., Stack]) -> None:
+    s = stack({"201": {"encrypted": False}})
+    account = s.accounts["201"]
+    mail = MailClient(s.dovecot, account.user, account.password)
+    secret = s.config.server.secret_key
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            trace = await s.call(gateway)
+            assert trace.recording is not None
+            assert await s.wait_job(trace.recording.sid) == "done"
+            [before] = await asyncio.to_thread(mail.messages, "Voicemail")
+            client = InboxClient(f"http://127.0.0.1:{gateway.port}")
+            assert (await client.login(account.user, account.password)).status == 200
+            path = f"/inbox/api/voicemails/{before.uid}/delete"
+
+            no_csrf = await client.post(path, csrf=False)
+            assert (no_csrf.status, no_csrf.json()["error"]) == (403, "csrf")
+            other = InboxClient(client.base)
+            await other.login(account.user, account.password)
+            foreign = await client.post(path, csrf=False, headers={"X-CSRF-Token": other.csrf})
+            assert foreign.status == 403  # a token belongs to one session
+
+            payload, _, mac = (client.cookie or "").partition(".")
+            for forged in (
+                payload + "." + mac[:-2] + ("AA" if not mac.endswith("AA") else "BB"),
+                sessions.issue("another-secret-key-0123456789", "201", 0, 3600)[0],
+                "garbage",
+            ):
+                reply = await InboxClient(client.base, cookie=forged, csrf=client.csrf).post(path)
+                assert (reply.status, reply.json()["error"]) == (401, "session")
+            expired, _ = sessions.issue(secret, "201", 0, -1)
+            reply = await InboxClient(client.base, cookie=expired).get("/inbox/api/voicemails")
+            assert (reply.status, reply.json()["error"]) == (401, "session")
+            assert [m.uid for m in await asyncio.to_thread(mail.messages, "Voicemail")] == [before.uid]
+
+            # "Log out everywhere" ends every session of the mailbox, this one and the other.
+            cookies = [client.cookie, other.cookie]
+            assert (await client.get("/inbox/api/voicemails")).status == 200
+            assert (await other.post("/inbox/api/logout/everywhere")).status == 200
+            for cookie in cookies:
+                reply = await InboxClient(client.base, cookie=cookie).get("/inbox/api/voicemails")
+                assert (reply.status, reply.json()["error"]) == (401, "session")
+            again = InboxClient(client.base)
+            assert (await again.login(account.user, account.password)).status == 200
+            assert (await again.get("/inbox/api/voicemails")).json()["total"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_other_mailboxes_uids_and_non_voicemails_are_refused(stack: Callable[..., Stack]) -> None:
+    s = stack({"201": {"encrypted": False}, "202": {"encrypted": False}})
+    anna, ben = s.accounts["201"], s.accounts["202"]
+    anna_mail = MailClient(s.dovecot, anna.user, anna.password)
+    ben_mail = MailClient(s.dovecot, ben.user, ben.password)
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            for to in ("+15550002002", "+15550002002", "+15550002001"):
+                trace = await s.call(gateway, to=to)
+                assert trace.recording is not None
+                assert await s.wait_job(trace.recording.sid) == "done"
+            note = EmailMessage()
+            note["From"], note["To"], note["Subject"] = "boss@example.org", anna.user, "Lunch?"
+            note.set_content("Not a voicemail.")
+            note_uid = await asyncio.to_thread(anna_mail.append, "Voicemail", note.as_bytes())
+            ben_uids = [m.uid for m in await asyncio.to_thread(ben_mail.messages, "Voicemail")]
+            client = InboxClient(f"http://127.0.0.1:{gateway.port}")
+            assert (await client.login(anna.user, anna.password)).status == 200
+            listing = (await client.get("/inbox/api/voicemails")).json()
+            assert [i["uid"] for i in listing["items"]] == [1]  # the note is not listed
+            for uid in (max(ben_uids), note_uid):
+                for method, path in (
+                    ("GET", f"/inbox/api/voicemails/{uid}/message"),
+                    ("GET", f"/inbox/api/voicemails/{uid}/audio"),
+                    ("POST", f"/inbox/api/voicemails/{uid}/heard"),
+                    ("POST", f"/inbox/api/voicemails/{uid}/delete"),
+                ):
+                    reply = await client.request(method, path)
+                    assert (reply.status, reply.json()["error"]) == (404, "not-found"), (method, path)
+            bad = await client.get("/inbox/api/voicemails/abc/message")
+            assert (bad.status, bad.json()["error"]) == (400, "bad-uid")
+            assert (await client.get("/inbox/api/voicemails?view=Drafts")).status == 400
+            ben_after = await asyncio.to_thread(ben_mail.messages, "Voicemail")
+            assert [(m.uid, m.flags) for m in ben_after] == [(u, frozenset()) for u in ben_uids]
+            anna_after = await asyncio.to_thread(anna_mail.messages, "Voicemail")
+            assert sorted(m.uid for m in anna_after) == [1, note_uid]
+            assert all("\\Seen" not in m.flags for m in anna_after)
+
+    asyncio.run(scenario())
+
+
+def test_unencrypted_audio_streams_with_range(stack: Callable[..., Stack], tmp_path: Path) -> None:
+    s = stack({"201": {"encrypted": False}, "202": {"encrypted": True}})
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            for to in ("+15550002001", "+15550002002"):
+                trace = await s.call(gateway, to=to)
+                assert trace.recording is not None
+                assert await s.wait_job(trace.recording.sid) == "done"
+            client = InboxClient(f"http://127.0.0.1:{gateway.port}")
+            await client.login(s.accounts["201"].user, s.accounts["201"].password)
+            whole = await client.get("/inbox/api/voicemails/1/audio")
+            assert whole.status == 200 and whole.headers["Content-Type"] == "audio/mpeg"
+            assert whole.headers["Accept-Ranges"] == "bytes"
+            assert 9 < float(ffprobe(whole.body, tmp_path)["format"]["duration"]) < 13
+            part = await client.get("/inbox/api/voicemails/1/audio", headers={"Range": "bytes=100-199"})
+            assert part.status == 206 and part.body == whole.body[100:200]
+            assert part.headers["Content-Range"] == f"bytes 100-199/{len(whole.body)}"
+            tail = await client.get("/inbox/api/voicemails/1/audio", headers={"Range": "bytes=-50"})
+            assert tail.status == 206 and tail.body == whole.body[-50:]
+            beyond = await client.get("/inbox/api/voicemails/1/audio", headers={"Range": "bytes=999999999-"})
+            assert beyond.status == 416
+
+            encrypted = InboxClient(client.base)
+            await encrypted.login(s.accounts["202"].user, s.accounts["202"].password)
+            refused = await encrypted.get("/inbox/api/voicemails/1/audio")
+            assert (refused.status, refused.json()["error"]) == (409, "encrypted")
+            raw = await encrypted.get("/inbox/api/voicemails/1/message")
+            assert raw.status == 200 and b"multipart/encrypted" in raw.body
+            assert b"-----BEGIN PGP MESSAGE-----" in raw.body
+
+    asyncio.run(scenario())
