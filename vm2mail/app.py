@@ -113,6 +113,7 @@ def web_deps(gateway: Gateway, menu: MenuDeps) -> WebDeps:
         generations=Generations(gateway.current, menu.metadata),
         logins=WebLogins(gateway.current, menu.login_service()),
         playback=menu.playback,
+        greetings=menu.greetings,
         hub=LiveHub(),
     )
 

@@ -166,3 +166,59 @@ def test_wrong_key_or_passphrase_gets_a_clear_message_and_changes_nothing(
                 await play_first(page)
 
     asyncio.run(scenario())
+
+
+def test_record_a_greeting_in_the_browser_and_the_next_caller_hears_it(stack: Callable[..., Stack]) -> None:
+    s = stack({"201": {"encrypted": False}})
+    account = s.accounts["201"]
+    client = MailClient(s.dovecot, account.user, account.password)
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            before = await s.call(gateway)
+            assert not any("/media/" in body for _, body in before.steps)  # the spoken standard greeting
+            async with chromium_page() as page:
+                await log_in(page, f"http://127.0.0.1:{gateway.port}/inbox/", account.user, account.password)
+                status = page.locator("#status")
+                await page.get_by_role("button", name="Hear current greeting").click()
+                await expect(page.get_by_role("alert")).to_have_text(
+                    "No recorded greeting: callers hear the standard one."
+                )
+
+                # Chromium's fake microphone (--use-fake-device-for-media-stream) plays a beep.
+                await page.get_by_role("button", name="Record a new greeting").click()
+                await expect(status).to_contain_text("Recording")
+                await page.wait_for_timeout(2500)
+                await page.get_by_role("button", name="Stop and save").click()
+                await expect(status).to_have_text(
+                    "New greeting saved: the next caller hears it.", timeout=15000
+                )
+                [greeting] = await asyncio.to_thread(client.messages, "Voicemail/Greetings")
+                assert b"audio/mpeg" in greeting.raw
+
+                await page.evaluate(
+                    """() => { const p = document.getElementById('greeting-player');
+                       window.__greeting = new Promise(r => p.addEventListener('playing', r, {once: true}));
+                    }"""
+                )
+                await page.get_by_role("button", name="Hear current greeting").click()
+                await page.evaluate("() => window.__greeting.then(() => true)")
+                seconds = await page.evaluate("document.getElementById('greeting-player').duration")
+                assert 1.5 < seconds < 4.0, seconds
+
+                after = await s.call(gateway)
+                assert any("/media/" in body and "<Play" in body for _, body in after.steps)
+
+                # An upload that is not audio is refused and the recorded greeting stays.
+                await page.get_by_label("Or upload an audio file").set_input_files(
+                    files=[{"name": "note.wav", "mimeType": "audio/wav", "buffer": b"not audio at all"}]
+                )
+                await page.get_by_role("button", name="Upload greeting").click()
+                await expect(page.get_by_role("alert")).to_have_text(
+                    "This file is not audio the gateway can read."
+                )
+                assert [m.uid for m in await asyncio.to_thread(client.messages, "Voicemail/Greetings")] == [
+                    greeting.uid
+                ]
+
+    asyncio.run(scenario())

@@ -6,70 +6,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from vm2mail.config.model import Config, Mailbox
-from vm2mail.telephony.media import Playback
 from vm2mail.web import session as sessions
-from vm2mail.web.assets import PREFIX, Assets
-from vm2mail.web.auth import Outcome, WebLogins
-from vm2mail.web.folder import ACTIONS, VIEWS, InboxFolders, entry_json
+from vm2mail.web.assets import PREFIX
+from vm2mail.web.auth import Outcome
+from vm2mail.web.deps import Caller, WebDeps, authenticate, client_address
+from vm2mail.web.folder import ACTIONS, VIEWS, entry_json
+from vm2mail.web.greeting import add_greeting_routes
 from vm2mail.web.http import WebError, api, error_response, ranged, security_headers
-from vm2mail.web.live import HEARTBEAT_SECONDS, LiveHub
+from vm2mail.web.live import HEARTBEAT_SECONDS
 
 log = logging.getLogger(__name__)
 
 MAX_LOGIN_FIELD = 512
-
-
-@dataclass
-class WebDeps:
-    """What the inbox needs from the composition root (vm2mail.app)."""
-
-    config: Callable[[], Config]
-    folders: InboxFolders
-    generations: sessions.Generations
-    logins: WebLogins
-    playback: Playback
-    hub: LiveHub
-    assets: Assets = field(default_factory=Assets.load)
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass(frozen=True)
-class Caller:
-    """An authenticated request: the session's mailbox."""
-
-    mailbox: Mailbox
-    session: sessions.Session
-
-
-def _client(request: web.Request) -> str:
-    return request.remote or "?"
-
-
-async def authenticate(deps: WebDeps, request: web.Request, *, change: bool = False) -> Caller:
-    """The session of the request's cookie; a state change must also carry its CSRF token."""
-    config = deps.config()
-    if not config.web.enabled:
-        raise WebError(404, "disabled", "The web inbox is not enabled.")
-    cookie = request.cookies.get(sessions.COOKIE)
-    found = sessions.read(config.server.secret_key, cookie) if cookie else None
-    mailbox = config.mailboxes.get(found.mailbox_id) if found is not None else None
-    if found is None or mailbox is None:
-        if cookie:
-            log.info("web: refused a forged or expired session cookie from %s", _client(request))
-        raise WebError(401, "session", "Please log in (no session, or it expired).")
-    if found.generation != await deps.generations.current(mailbox):
-        raise WebError(401, "session", "This session was logged out; please log in again.")
-    if change and not sessions.csrf_ok(config.server.secret_key, found, request.headers.get("X-CSRF-Token")):
-        log.warning("web: mailbox %s: state change without a valid CSRF token refused", mailbox.id)
-        raise WebError(403, "csrf", "Missing or wrong CSRF token; reload the page.")
-    return Caller(mailbox, found)
 
 
 def _uid(request: web.Request) -> int:
@@ -159,7 +111,7 @@ def add_web_routes(app: web.Application, deps: WebDeps) -> None:
             raise WebError(400, "bad-request", "login and password are required.")
         if len(user) > MAX_LOGIN_FIELD or len(password) > MAX_LOGIN_FIELD:
             raise WebError(400, "bad-request", "login or password too long.")
-        outcome, mailbox = await deps.logins.check(user, password, client=_client(request))
+        outcome, mailbox = await deps.logins.check(user, password, client=client_address(request))
         if outcome is Outcome.LOCKED:
             raise WebError(423, "locked", "Too many failed logins: this mailbox is locked for a while.")
         if outcome is Outcome.UNAVAILABLE:
@@ -309,3 +261,4 @@ def add_web_routes(app: web.Application, deps: WebDeps) -> None:
     app.router.add_get("/inbox/api/voicemails/{uid}/audio", audio)
     app.router.add_post("/inbox/api/voicemails/{uid}/{action}", act)
     app.router.add_get("/inbox/api/events", events)
+    add_greeting_routes(app, deps)

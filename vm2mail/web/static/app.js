@@ -13,14 +13,15 @@ class ApiError extends Error {
   }
 }
 
-async function api(path, { method = "GET", body, raw = false } = {}) {
+async function api(path, { method = "GET", body, blob, raw = false } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (blob !== undefined) headers["Content-Type"] = blob.type || "application/octet-stream";
   if (method !== "GET" && state.session) headers["X-CSRF-Token"] = state.session.csrf;
   let response;
   try {
     response = await fetch(`/inbox/api/${path}`, {
-      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+      method, headers, body: blob ?? (body === undefined ? undefined : JSON.stringify(body)),
       credentials: "same-origin", cache: "no-store",
     });
   } catch {
@@ -317,6 +318,65 @@ $("list").addEventListener("click", async (event) => {
   } finally {
     b.disabled = false;
   }
+});
+
+// -- greeting ----------------------------------------------------------------------------------------
+
+let recorder = null;
+
+$("greeting-hear").addEventListener("click", async () => {
+  try {
+    const data = await api("greeting", { raw: true });
+    const player = $("greeting-player");
+    if (player.src.startsWith("blob:")) URL.revokeObjectURL(player.src);
+    player.src = URL.createObjectURL(new Blob([data], { type: "audio/mpeg" }));
+    await player.play();
+  } catch (error) { problem(error); }
+});
+
+async function saveGreeting(blob) {
+  try {
+    await api("greeting", { method: "PUT", blob });
+    say(t("greetingSaved"));
+  } catch (error) { problem(error); }
+}
+
+$("greeting-record").addEventListener("click", async () => {
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch {
+    return alarm(t("greetingNoMic"));
+  }
+  const chunks = [];
+  recorder = new MediaRecorder(stream);
+  recorder.addEventListener("dataavailable", (event) => chunks.push(event.data));
+  recorder.addEventListener("stop", async () => {
+    for (const track of stream.getTracks()) track.stop();
+    $("greeting-record").hidden = false;
+    $("greeting-stop").hidden = true;
+    await saveGreeting(new Blob(chunks, { type: recorder.mimeType.split(";")[0] || "audio/webm" }));
+    $("greeting-record").focus();
+  });
+  recorder.start();
+  $("greeting-record").hidden = true;
+  $("greeting-stop").hidden = false;
+  $("greeting-stop").focus();
+  say(t("greetingRecording"));
+});
+
+$("greeting-stop").addEventListener("click", () => recorder?.stop());
+
+$("greeting-upload").addEventListener("click", async () => {
+  const file = $("greeting-file").files[0];
+  if (file) await saveGreeting(file);
+});
+
+$("greeting-remove").addEventListener("click", async () => {
+  try {
+    await api("greeting", { method: "DELETE" });
+    say(t("greetingRemoved"));
+  } catch (error) { problem(error); }
 });
 
 // -- live updates ------------------------------------------------------------------------------------
