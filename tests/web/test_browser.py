@@ -208,6 +208,8 @@ def test_record_a_greeting_in_the_browser_and_the_next_caller_hears_it(stack: Ca
 
                 after = await s.call(gateway)
                 assert any("/media/" in body and "<Play" in body for _, body in after.steps)
+                assert after.recording is not None
+                assert await s.wait_job(after.recording.sid) == "done"
 
                 # An upload that is not audio is refused and the recorded greeting stays.
                 await page.get_by_label("Or upload an audio file").set_input_files(

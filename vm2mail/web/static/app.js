@@ -35,8 +35,9 @@ async function api(path, { method = "GET", body, blob, raw = false } = {}) {
   return raw ? response.arrayBuffer() : response.json();
 }
 
-function say(text) {
-  $("alert").hidden = true;
+// A message for what the user just did clears an older alert; a live notice ({ quiet }) does not.
+function say(text, { quiet = false } = {}) {
+  if (!quiet) $("alert").hidden = true;
   $("status").textContent = text;
 }
 
@@ -390,7 +391,7 @@ function listen() {
   events.addEventListener("open", () => refresh()); // (re)connected: catch up on what we missed
   events.addEventListener("change", (event) => {
     const change = JSON.parse(event.data);
-    if (change.kind === "new") say(t("newVoicemail"));
+    if (change.kind === "new") say(t("newVoicemail"), { quiet: true });
     clearTimeout(pending);
     pending = setTimeout(refresh, 100); // a burst of changes costs one list request
   });
