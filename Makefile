@@ -60,7 +60,7 @@ demo: deps
 	$(VENV)/bin/python -m vm2mail.devstack.demo
 
 # Each bench prints its figures (and ratios against a reference measured in the same run).
-bench: bench-ingest bench-smtp bench-menu bench-watch
+bench: bench-ingest bench-smtp bench-menu bench-watch bench-web
 
 bench-ingest: deps
 	$(VENV)/bin/python bench/ingest.py

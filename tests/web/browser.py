@@ -30,8 +30,8 @@ FLAGS = [
 
 
 @contextlib.asynccontextmanager
-async def chromium_page() -> AsyncIterator[Page]:
-    """A fresh page in a new, empty profile; console errors of the page are printed for diagnosis."""
+async def chromium_page(*, echo: bool = True) -> AsyncIterator[Page]:
+    """A fresh page in a new, empty profile; with ``echo`` the page's console is printed for diagnosis."""
     with tempfile.TemporaryDirectory(prefix="vm2mail-chromium-") as profile:
         async with async_playwright() as playwright:
             context = await playwright.chromium.launch_persistent_context(
@@ -43,8 +43,9 @@ async def chromium_page() -> AsyncIterator[Page]:
             )
             try:
                 page = context.pages[0] if context.pages else await context.new_page()
-                page.on("console", lambda m: print(f"[browser {m.type}] {m.text}"))
-                page.on("pageerror", lambda e: print(f"[browser error] {e}"))
+                if echo:
+                    page.on("console", lambda m: print(f"[browser {m.type}] {m.text}"))
+                    page.on("pageerror", lambda e: print(f"[browser error] {e}"))
                 yield page
             finally:
                 await context.close()
