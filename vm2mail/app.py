@@ -29,6 +29,7 @@ from vm2mail.mailstore.voicemails import Voicemails
 from vm2mail.menu.call import MenuDeps
 from vm2mail.menu.routes import add_menu_routes, greeting_url
 from vm2mail.notify import Notifier
+from vm2mail.smtp.replies import ReplySender
 from vm2mail.smtp.server import SmtpIngress
 from vm2mail.telephony.media import Playback, add_media_routes
 from vm2mail.telephony.rest import TwilioRest
@@ -105,7 +106,7 @@ def menu_deps(gateway: Gateway, rest: TwilioRest) -> MenuDeps:
     )
 
 
-def web_deps(gateway: Gateway, menu: MenuDeps) -> WebDeps:
+def web_deps(gateway: Gateway, menu: MenuDeps, rest: TwilioRest) -> WebDeps:
     """The web inbox (issue 12) over the menu's folder reader, lockout store and playback."""
     return WebDeps(
         config=gateway.current,
@@ -115,6 +116,8 @@ def web_deps(gateway: Gateway, menu: MenuDeps) -> WebDeps:
         playback=menu.playback,
         greetings=menu.greetings,
         hub=LiveHub(),
+        connect=rest.connect,
+        replies=ReplySender(gateway.current, rest.send_sms, Path(gateway.spool.root) / "replies"),
     )
 
 
@@ -197,7 +200,7 @@ class Gateway:
         )
         add_menu_routes(app, menu)
         add_media_routes(app, menu.playback)
-        inbox = web_deps(gateway, menu)
+        inbox = web_deps(gateway, menu, rest)
         watcher.subscribe(inbox.hub.on_event)
         add_web_routes(app, inbox)
         ops.add_ops_routes(app, ops.Health(gateway.current, spool, store, key_problems), spool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
@@ -172,5 +173,57 @@ def test_unencrypted_audio_streams_with_range(stack: Callable[..., Stack], tmp_p
             raw = await encrypted.get("/inbox/api/voicemails/1/message")
             assert raw.status == 200 and b"multipart/encrypted" in raw.body
             assert b"-----BEGIN PGP MESSAGE-----" in raw.body
+
+    asyncio.run(scenario())
+
+
+def test_call_me_and_connect_and_sms_reply_once(stack: Callable[..., Stack]) -> None:
+    s = stack({"201": {"encrypted": False, "forward_to": "+15550009999"}})
+    # The stack points twilio at its stand-in; SMS replies also need a sender number.
+    s.config = dataclasses.replace(
+        s.config, twilio=dataclasses.replace(s.config.twilio, sms_from="+15550001000")
+    )
+    account = s.accounts["201"]
+    number = s.config.mailboxes["201"].numbers[0]
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            for caller in ("+4930123456", None):
+                trace = await s.call(gateway, caller=caller)
+                assert trace.recording is not None
+                assert await s.wait_job(trace.recording.sid) == "done"
+            client = InboxClient(f"http://127.0.0.1:{gateway.port}")
+            session = (await client.login(account.user, account.password)).json()
+            assert session["can_call"] and session["can_sms"]
+            listing = (await client.get("/inbox/api/voicemails")).json()["items"]
+            known = next(i["uid"] for i in listing if i["caller"] == "+4930123456")
+            withheld = next(i["uid"] for i in listing if i["caller"] is None)
+
+            assert (await client.post(f"/inbox/api/voicemails/{known}/callback", csrf=False)).status == 403
+            assert s.fake.placed == []
+            reply = await client.post(f"/inbox/api/voicemails/{known}/callback")
+            assert reply.status == 200, reply.body
+            [placed] = s.fake.placed
+            assert (placed["To"], placed["From"]) == ("+15550009999", number)  # the owner's phone rings
+            assert f'<Dial callerId="{number}"><Number>+4930123456</Number></Dial>' in placed["Twiml"]
+            refused = await client.post(f"/inbox/api/voicemails/{withheld}/callback")
+            assert (refused.status, refused.json()["error"]) == (409, "no-caller")
+
+            sms = f"/inbox/api/voicemails/{known}/sms"
+            body = {"text": "Got your message, call you at 3.", "request": "req-0123456789"}
+            first = await client.post(sms, json=body)
+            assert first.status == 200 and first.json()["already"] is False
+            again = await client.post(sms, json=body)  # the same request retried: no second SMS
+            assert again.status == 200 and again.json()["already"] is True
+            assert [(m["To"], m["From"], m["Body"]) for m in s.fake.messages] == [
+                ("+4930123456", "+15550001000", "Got your message, call you at 3.")
+            ]
+            long = await client.post(sms, json={"text": "x" * 321, "request": "req-abcdefghij"})
+            assert (long.status, long.json()["error"]) == (400, "sms-too-long")
+            none = await client.post(
+                f"/inbox/api/voicemails/{withheld}/sms", json=body | {"request": "req-x1234567"}
+            )
+            assert (none.status, none.json()["error"]) == (409, "no-caller")
+            assert len(s.fake.messages) == 1
 
     asyncio.run(scenario())

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.mailstore.greetings import Greetings
+from vm2mail.smtp.replies import ReplySender
 from vm2mail.telephony.media import Playback
 from vm2mail.web import session as sessions
 from vm2mail.web.assets import Assets
 from vm2mail.web.auth import WebLogins
-from vm2mail.web.folder import InboxFolders
+from vm2mail.web.folder import VIEWS, InboxFolders
 from vm2mail.web.http import WebError
 from vm2mail.web.live import LiveHub
 
@@ -33,6 +35,9 @@ class WebDeps:
     playback: Playback
     greetings: Greetings
     hub: LiveHub
+    # Twilio for the callback (TwilioRest.connect) and the at-most-once SMS sender of e-mail replies.
+    connect: Callable[[str, str, str], Awaitable[str]] | None = None
+    replies: ReplySender | None = None
     assets: Assets = field(default_factory=Assets.load)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -67,3 +72,30 @@ async def authenticate(deps: WebDeps, request: web.Request, *, change: bool = Fa
         log.warning("web: mailbox %s: state change without a valid CSRF token refused", mailbox.id)
         raise WebError(403, "csrf", "Missing or wrong CSRF token; reload the page.")
     return Caller(mailbox, found)
+
+
+def uid_of(request: web.Request) -> int:
+    text = request.match_info["uid"]
+    if not text.isdigit() or not 0 < int(text) < 2**32:  # RFC 3501 §2.3.1.1: nz-number, 32 bits
+        raise WebError(400, "bad-uid", f"{text!r} is not a message number.")
+    return int(text)
+
+
+def view_of(request: web.Request, default: str = "all") -> str:
+    view = request.query.get("view", default)
+    if view not in VIEWS:
+        raise WebError(400, "bad-view", f"view must be one of {', '.join(VIEWS)}.")
+    return view
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    # JSON only: a cross-site HTML form cannot send it without a CORS preflight we never answer.
+    if request.content_type != "application/json":
+        raise WebError(415, "bad-request", "Send JSON (Content-Type: application/json).")
+    try:
+        data = await request.json()
+    except ValueError:
+        raise WebError(400, "bad-request", "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise WebError(400, "bad-request", "The request body must be a JSON object.")
+    return data

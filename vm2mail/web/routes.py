@@ -13,8 +13,9 @@ from aiohttp import web
 from vm2mail.web import session as sessions
 from vm2mail.web.assets import PREFIX
 from vm2mail.web.auth import Outcome
-from vm2mail.web.deps import Caller, WebDeps, authenticate, client_address
-from vm2mail.web.folder import ACTIONS, VIEWS, entry_json
+from vm2mail.web.calls import add_call_routes, sms_limit
+from vm2mail.web.deps import Caller, WebDeps, authenticate, client_address, json_body, uid_of, view_of
+from vm2mail.web.folder import ACTIONS, entry_json
 from vm2mail.web.greeting import add_greeting_routes
 from vm2mail.web.http import WebError, api, error_response, ranged, security_headers
 from vm2mail.web.live import HEARTBEAT_SECONDS
@@ -22,33 +23,6 @@ from vm2mail.web.live import HEARTBEAT_SECONDS
 log = logging.getLogger(__name__)
 
 MAX_LOGIN_FIELD = 512
-
-
-def _uid(request: web.Request) -> int:
-    text = request.match_info["uid"]
-    if not text.isdigit() or not 0 < int(text) < 2**32:  # RFC 3501 §2.3.1.1: nz-number, 32 bits
-        raise WebError(400, "bad-uid", f"{text!r} is not a message number.")
-    return int(text)
-
-
-def _view(request: web.Request, default: str = "all") -> str:
-    view = request.query.get("view", default)
-    if view not in VIEWS:
-        raise WebError(400, "bad-view", f"view must be one of {', '.join(VIEWS)}.")
-    return view
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    # JSON only: a cross-site HTML form cannot send it without a CORS preflight we never answer.
-    if request.content_type != "application/json":
-        raise WebError(415, "bad-request", "Send JSON (Content-Type: application/json).")
-    try:
-        data = await request.json()
-    except ValueError:
-        raise WebError(400, "bad-request", "The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise WebError(400, "bad-request", "The request body must be a JSON object.")
-    return data
 
 
 def _set_cookie(response: web.StreamResponse, value: str, max_age: int) -> None:
@@ -75,6 +49,9 @@ def session_json(deps: WebDeps, caller: Caller) -> dict[str, Any]:
         "csrf": sessions.csrf_token(deps.config().server.secret_key, caller.session),
         "expires": caller.session.expires,
         "page_size": deps.config().web.page_size,
+        "can_call": bool(deps.connect is not None and box.forward_to and box.numbers),
+        "can_sms": bool(deps.replies is not None and deps.config().twilio.sms_from),
+        "sms_max": sms_limit(deps),
     }
 
 
@@ -105,7 +82,7 @@ def add_web_routes(app: web.Application, deps: WebDeps) -> None:
         config = deps.config()
         if not config.web.enabled:
             raise WebError(404, "disabled", "The web inbox is not enabled.")
-        data = await _json_body(request)
+        data = await json_body(request)
         user, password = data.get("login"), data.get("password")
         if not isinstance(user, str) or not isinstance(password, str):
             raise WebError(400, "bad-request", "login and password are required.")
@@ -142,7 +119,7 @@ def add_web_routes(app: web.Application, deps: WebDeps) -> None:
     @api
     async def listing(request: web.Request) -> web.StreamResponse:
         caller = await authenticate(deps, request)
-        view = _view(request, "all")
+        view = view_of(request, "all")
         try:
             number = max(1, int(request.query.get("page", "1")))
         except ValueError:
@@ -162,7 +139,7 @@ def add_web_routes(app: web.Application, deps: WebDeps) -> None:
         )
 
     async def voicemail(caller: Caller, request: web.Request) -> tuple[int, str]:
-        uid, view = _uid(request), _view(request)
+        uid, view = uid_of(request), view_of(request)
         entry = await deps.folders.entry(caller.mailbox, uid, view)
         if entry is None:
             # Another mailbox's UID, a message that is gone, or one that is not a voicemail: all
@@ -259,6 +236,8 @@ def add_web_routes(app: web.Application, deps: WebDeps) -> None:
     app.router.add_get("/inbox/api/voicemails", listing)
     app.router.add_get("/inbox/api/voicemails/{uid}/message", message)
     app.router.add_get("/inbox/api/voicemails/{uid}/audio", audio)
-    app.router.add_post("/inbox/api/voicemails/{uid}/{action}", act)
+    actions = "|".join(ACTIONS)  # only these: .../callback and .../sms are other routes
+    app.router.add_post("/inbox/api/voicemails/{uid}/{action:" + actions + "}", act)
     app.router.add_get("/inbox/api/events", events)
     add_greeting_routes(app, deps)
+    add_call_routes(app, deps)

@@ -232,19 +232,59 @@ function render() {
       actions.append(button(t("delete"), "delete", `${t("delete")}: ${name}, ${when(item)}`));
     }
     actions.append(button(t("download"), "download"));
+    const extra = [];
     if (item.caller) {
       const call = document.createElement("a");
       call.href = `tel:${item.caller}`;
       call.textContent = t("callTel", { number: item.caller });
       actions.append(call);
+      if (state.session.can_call) actions.append(button(t("callMe"), "callback", `${t("callMe")}: ${item.caller}`));
+      if (state.session.can_sms) {
+        actions.append(button(t("sms"), "sms-open", `${t("sms")}: ${item.caller}`));
+        extra.push(smsForm(item));
+      }
     }
-    li.append(title, meta, actions);
+    li.append(title, meta, actions, ...extra);
     list.append(li);
   }
   $("empty").hidden = state.items.length > 0;
   $("page-info").textContent = t("pageInfo", { page: state.page, pages: state.pages, total: state.total ?? 0 });
   $("prev").disabled = state.page <= 1;
   $("next").disabled = state.page >= state.pages;
+}
+
+function smsForm(item) {
+  const form = document.createElement("form");
+  form.className = "sms";
+  form.hidden = true;
+  const id = `sms-${item.uid}`;
+  const label = document.createElement("label");
+  label.htmlFor = id;
+  label.textContent = t("smsLabel", { number: item.caller, max: state.session.sms_max });
+  const text = document.createElement("textarea");
+  text.id = id;
+  text.rows = 2;
+  text.maxLength = state.session.sms_max;
+  const send = document.createElement("button");
+  send.type = "submit";
+  send.textContent = t("smsSend");
+  form.append(label, text, send);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    send.disabled = true;
+    // One id per message written: a retried request is recognised and never sends twice.
+    form.dataset.request ||= crypto.randomUUID();
+    try {
+      await api(`voicemails/${item.uid}/sms?view=${state.view}`, {
+        method: "POST", body: { text: text.value, request: form.dataset.request },
+      });
+      say(t("smsSent", { number: item.caller }));
+      form.hidden = true;
+      text.value = "";
+      delete form.dataset.request;
+    } catch (error) { problem(error); } finally { send.disabled = false; }
+  });
+  return form;
 }
 
 $("filters").addEventListener("click", (event) => {
@@ -309,6 +349,14 @@ $("list").addEventListener("click", async (event) => {
   try {
     if (b.dataset.action === "play") await play(item);
     else if (b.dataset.action === "download") await download(item);
+    else if (b.dataset.action === "sms-open") {
+      const form = b.closest("li").querySelector("form.sms");
+      form.hidden = !form.hidden;
+      if (!form.hidden) form.querySelector("textarea").focus();
+    } else if (b.dataset.action === "callback") {
+      await api(`voicemails/${uid}/callback?view=${state.view}`, { method: "POST" });
+      say(t("calling"));
+    }
     else {
       await api(`voicemails/${uid}/${b.dataset.action}?view=${state.view}`, { method: "POST" });
       say(t(DONE[b.dataset.action]));
