@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import format_datetime
 from pathlib import Path
 
 from tests.e2e.harness import Stack, ffprobe, running
@@ -225,5 +227,58 @@ def test_call_me_and_connect_and_sms_reply_once(stack: Callable[..., Stack]) -> 
             )
             assert (none.status, none.json()["error"]) == (409, "no-caller")
             assert len(s.fake.messages) == 1
+
+    asyncio.run(scenario())
+
+
+def test_list_is_newest_first_with_filters_pages_and_local_time(stack: Callable[..., Stack]) -> None:
+    s = stack({"201": {"encrypted": False, "timezone": "America/New_York"}}, web={"page_size": 20})
+    account = s.accounts["201"]
+    mail = MailClient(s.dovecot, account.user, account.password)
+    start = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+    with mail.session() as imap:  # one session: 45 logins in a row would only test Dovecot's auth
+        imap.create("Voicemail")
+        for i in range(45):
+            caller = f"+4930{1000 + i}"
+            raw = (
+                f"From: <voicemail@vm.example.com>\r\nTo: {account.user}\r\n"
+                f"Date: {format_datetime(start + timedelta(minutes=i))}\r\nSubject: Voicemail\r\n"
+                f"Message-ID: <RE{i:032x}@vm.example.com>\r\nX-Vm2mail-Kind: voicemail\r\n"
+                f"X-Vm2mail-Caller: {caller}\r\nX-Vm2mail-Caller-Name: Caller {i}\r\n"
+                f"X-Vm2mail-Duration: {10 + i}\r\n"
+                f"X-Vm2mail-Mailbox: 201\r\nContent-Type: text/plain\r\n\r\nVoicemail {i}\r\n"
+            ).encode()
+            flags = "" if i % 3 == 0 else "\\Seen \\Flagged" if i % 5 == 0 else "\\Seen"
+            status, _ = imap.append("Voicemail", f"({flags})" if flags else None, None, raw)
+            assert status == "OK"
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            client = InboxClient(f"http://127.0.0.1:{gateway.port}")
+            await client.login(account.user, account.password)
+            first = (await client.get("/inbox/api/voicemails?view=all&page=1")).json()
+            assert (first["total"], first["pages"], len(first["items"])) == (45, 3, 20)
+            newest = first["items"][0]
+            assert (newest["caller_name"], newest["caller"], newest["duration"]) == (
+                "Caller 44",
+                "+49301044",
+                54,
+            )
+            # 12:44 UTC on 10 January is 07:44 in New York (EST, UTC-5).
+            assert newest["date"] == "2026-01-10T07:44:00-05:00"
+            assert [i["caller_name"] for i in first["items"]] == [f"Caller {n}" for n in range(44, 24, -1)]
+            last = (await client.get("/inbox/api/voicemails?view=all&page=3")).json()
+            assert [i["caller_name"] for i in last["items"]] == [f"Caller {n}" for n in range(4, -1, -1)]
+            assert (await client.get("/inbox/api/voicemails?page=4")).json()["items"] == []
+
+            new = (await client.get("/inbox/api/voicemails?view=new")).json()
+            assert new["total"] == 15 and all(i["state"] == "new" for i in new["items"])
+            saved = (await client.get("/inbox/api/voicemails?view=saved")).json()
+            expected = [n for n in range(44, -1, -1) if n % 3 and n % 5 == 0]
+            assert [i["caller_name"] for i in saved["items"]] == [f"Caller {n}" for n in expected]
+            assert all(i["state"] == "saved" for i in saved["items"])
+            assert first["counts"] == {"new": 15, "saved": len(expected), "heard": 30 - len(expected)}
+            trash = (await client.get("/inbox/api/voicemails?view=trash")).json()
+            assert trash["total"] == 0
 
     asyncio.run(scenario())
