@@ -224,3 +224,36 @@ def test_record_a_greeting_in_the_browser_and_the_next_caller_hears_it(stack: Ca
                 ]
 
     asyncio.run(scenario())
+
+
+def test_german_page_follows_a_deletion_in_the_mail_client(stack: Callable[..., Stack]) -> None:
+    s = stack({"202": {"encrypted": False, "language": "de-DE"}})
+    account = s.accounts["202"]
+    client = MailClient(s.dovecot, account.user, account.password)
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            trace = await s.call(gateway, caller="+4930123456", caller_name="Erika Mustermann")
+            assert trace.recording is not None
+            assert await s.wait_job(trace.recording.sid) == "done"
+            async with chromium_page() as page:
+                await log_in(page, f"http://127.0.0.1:{gateway.port}/inbox/", account.user, account.password)
+                rows = page.locator("#list li")
+                await expect(rows).to_have_count(1)
+                # The mailbox's language: German words, states written out.
+                await expect(rows.first).to_contain_text("Neu")
+                await expect(page.get_by_role("button", name="Abmelden", exact=True)).to_be_visible()
+                await expect(rows.first.get_by_role("button", name="Löschen")).to_be_visible()
+                await expect(page.locator("html")).to_have_attribute("lang", "de")
+
+                [message] = await asyncio.to_thread(client.messages, "Voicemail")
+                await asyncio.to_thread(client.move, "Voicemail", message.uid, "Trash")
+                await expect(page.locator("#empty")).to_have_text("Keine Nachrichten.", timeout=2000)
+
+                await page.get_by_label("Sprache").select_option("en")
+                await expect(page.get_by_role("button", name="Log out", exact=True)).to_be_visible()
+                await page.get_by_role("button", name="Trash").click()
+                await expect(rows.first).to_contain_text("Erika Mustermann")
+                await expect(rows.first.get_by_role("button", name="Restore")).to_be_visible()
+
+    asyncio.run(scenario())
