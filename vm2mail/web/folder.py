@@ -12,6 +12,8 @@ from typing import Any
 from vm2mail.config.model import Mailbox
 from vm2mail.mailstore.voicemails import FLAGGED, SEEN, Counts, Entry, Listing, Voicemails
 
+__all__ = ["ACTIONS", "VIEWS", "Entry", "InboxFolders", "Page", "entry_json"]
+
 VIEWS = ("new", "all", "saved", "trash")
 ACTIONS = ("heard", "unheard", "save", "unsave", "delete", "restore")
 

@@ -15,7 +15,7 @@ from vm2mail.web.assets import PREFIX
 from vm2mail.web.auth import Outcome
 from vm2mail.web.calls import add_call_routes, sms_limit
 from vm2mail.web.deps import Caller, WebDeps, authenticate, client_address, json_body, uid_of, view_of
-from vm2mail.web.folder import ACTIONS, entry_json
+from vm2mail.web.folder import ACTIONS, Entry, entry_json
 from vm2mail.web.greeting import add_greeting_routes
 from vm2mail.web.http import WebError, api, error_response, ranged, security_headers
 from vm2mail.web.live import HEARTBEAT_SECONDS
@@ -138,20 +138,20 @@ def add_web_routes(app: web.Application, deps: WebDeps) -> None:
             }
         )
 
-    async def voicemail(caller: Caller, request: web.Request) -> tuple[int, str]:
+    async def voicemail(caller: Caller, request: web.Request) -> tuple[Entry, str]:
         uid, view = uid_of(request), view_of(request)
         entry = await deps.folders.entry(caller.mailbox, uid, view)
         if entry is None:
             # Another mailbox's UID, a message that is gone, or one that is not a voicemail: all
             # look the same from here, and none of them is touched.
             raise WebError(404, "not-found", "No such voicemail in this mailbox.")
-        return uid, view
+        return entry, view
 
     @api
     async def message(request: web.Request) -> web.StreamResponse:
         caller = await authenticate(deps, request)
-        uid, view = await voicemail(caller, request)
-        raw = await deps.folders.raw(caller.mailbox, uid, view)
+        entry, view = await voicemail(caller, request)
+        raw = await deps.folders.raw(caller.mailbox, entry.uid, view)
         if raw is None:
             raise WebError(404, "not-found", "No such voicemail in this mailbox.")
         # The raw message as stored: for an encrypted voicemail this is PGP/MIME ciphertext that only
@@ -165,12 +165,11 @@ def add_web_routes(app: web.Application, deps: WebDeps) -> None:
     @api
     async def audio(request: web.Request) -> web.StreamResponse:
         caller = await authenticate(deps, request)
-        uid, view = await voicemail(caller, request)
-        entry = await deps.folders.entry(caller.mailbox, uid, view)
-        if entry is not None and entry.encrypted and not caller.mailbox.phone_playback:
+        entry, view = await voicemail(caller, request)
+        if entry.encrypted and not caller.mailbox.phone_playback:
             raise WebError(409, "encrypted", "This voicemail is encrypted: it is decrypted in the browser.")
         folder = await deps.folders.folder(caller.mailbox, view)
-        mp3 = await deps.playback.audio(caller.mailbox, folder, uid)
+        mp3 = await deps.playback.audio(caller.mailbox, folder, entry.uid)
         if mp3 is None:
             raise WebError(404, "no-audio", "This voicemail has no playable audio.")
         return ranged(request, mp3, "audio/mpeg")
@@ -181,7 +180,8 @@ def add_web_routes(app: web.Application, deps: WebDeps) -> None:
         action = request.match_info["action"]
         if action not in ACTIONS:
             raise WebError(404, "bad-action", f"Unknown action {action!r}.")
-        uid, view = await voicemail(caller, request)
+        entry, view = await voicemail(caller, request)
+        uid = entry.uid
         if (action == "delete") == (view == "trash") and action in ("delete", "restore"):
             raise WebError(409, "bad-action", "Delete from the inbox, restore from the Trash.")
         now = await deps.folders.act(caller.mailbox, uid, view, action)
