@@ -70,6 +70,13 @@ def test_log_in_import_key_play_delete_restore_and_live(stack: Callable[..., Sta
                 [heard] = await asyncio.to_thread(client.messages, "Voicemail")
                 assert "\\Seen" in heard.flags
 
+                # Download: the MP3 decrypted in the page, byte for byte the one in the message.
+                async with page.expect_download() as download_info:
+                    await rows.first.get_by_role("button", name="Download MP3").click()
+                download = await download_info.value
+                assert download.suggested_filename.endswith(".mp3")
+                assert Path(await download.path()).read_bytes() == mp3
+
                 # Saved in the mail client: the open page follows without reloading.
                 await asyncio.to_thread(client.set_flags, "Voicemail", heard.uid, "\\Flagged")
                 await expect(rows.first).to_contain_text("Saved", timeout=2000)
