@@ -106,6 +106,8 @@ def test_log_in_import_key_play_delete_restore_and_live(stack: Callable[..., Sta
                 print(f"new voicemail shown {time.monotonic() - appended:.2f} s after its APPEND")
                 await expect(rows.first).to_contain_text("Erika Mustermann")
                 await screenshot(page, "inbox")
+                await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+                await screenshot(page, "inbox-phone")
 
     asyncio.run(scenario())
 

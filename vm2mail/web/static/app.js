@@ -358,9 +358,14 @@ $("list").addEventListener("click", async (event) => {
       say(t("calling"));
     }
     else {
+      const at = [...$("list").children].indexOf(b.closest("li"));
       await api(`voicemails/${uid}/${b.dataset.action}?view=${state.view}`, { method: "POST" });
       say(t(DONE[b.dataset.action]));
       await refresh();
+      // Keyboard users keep their place: the row now at the same position, else the list's end.
+      const rows = $("list").children;
+      const target = rows[Math.min(at, rows.length - 1)]?.querySelector("button") ?? $("filters").querySelector("[aria-pressed=true]");
+      target?.focus();
     }
   } catch (error) {
     problem(error);
