@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from vm2mail.errors import MailStoreError
 from vm2mail.web import session as sessions
 from vm2mail.web.assets import PREFIX
 from vm2mail.web.auth import Outcome
@@ -195,6 +196,8 @@ def add_web_routes(app: web.Application, deps: WebDeps) -> None:
             caller = await authenticate(deps, request)
         except WebError as exc:
             return error_response(exc.status, exc.code, exc.message)
+        except MailStoreError:  # the page's EventSource retries; its list requests say what is wrong
+            return error_response(503, "unavailable", "The mail server is not reachable; try again soon.")
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
         )

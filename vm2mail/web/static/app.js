@@ -442,6 +442,13 @@ function listen() {
   const events = new EventSource("/inbox/api/events");
   state.events = events;
   events.addEventListener("open", () => refresh()); // (re)connected: catch up on what we missed
+  events.addEventListener("error", () => {
+    // An error answer (mail server down, session over) closes an EventSource for good: try again
+    // later; the list request then shows the login form if the session is over.
+    if (events.readyState === EventSource.CLOSED && state.events === events) {
+      setTimeout(() => { if (state.session && state.events === events) { refresh(); listen(); } }, 5000);
+    }
+  });
   events.addEventListener("change", (event) => {
     const change = JSON.parse(event.data);
     if (change.kind === "new") say(t("newVoicemail"), { quiet: true });
