@@ -10,10 +10,11 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from tests.e2e.harness import Stack, ffprobe, running
+from tests.e2e.harness import Stack, ffprobe, gateway_up, running
 from tests.fixtures.dovecot import MailClient
 from tests.web.client import InboxClient
 from vm2mail.web import session as sessions
+from vm2mail.web.session import GENERATION_CACHE_SECONDS
 
 
 def test_login_refusals_lockout_and_cookie_attributes(stack: Callable[..., Stack]) -> None:
@@ -280,5 +281,32 @@ def test_list_is_newest_first_with_filters_pages_and_local_time(stack: Callable[
             assert first["counts"] == {"new": 15, "saved": len(expected), "heard": 30 - len(expected)}
             trash = (await client.get("/inbox/api/voicemails?view=trash")).json()
             assert trash["total"] == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_session_works_on_every_instance_and_logs_out_everywhere(
+    stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    s = stack({"201": {"encrypted": False}})
+    account = s.accounts["201"]
+    other = dataclasses.replace(
+        s.config, server=dataclasses.replace(s.config.server, spool_dir=tmp_path / "spool-b")
+    )
+
+    async def scenario() -> None:
+        async with running(s) as a, gateway_up(other) as b:
+            on_a = InboxClient(f"http://127.0.0.1:{a.port}")
+            assert (await on_a.login(account.user, account.password)).status == 200
+            # The same cookie and CSRF token on the other instance: no shared session store needed.
+            on_b = InboxClient(f"http://127.0.0.1:{b.port}", cookie=on_a.cookie, csrf=on_a.csrf)
+            assert (await on_b.get("/inbox/api/session")).json()["mailbox"] == "201"
+            assert (await on_b.get("/inbox/api/voicemails")).status == 200
+            assert (await on_a.get("/inbox/api/voicemails")).status == 200  # A now caches the generation
+
+            assert (await on_b.post("/inbox/api/logout/everywhere")).status == 200
+            await asyncio.sleep(GENERATION_CACHE_SECONDS + 0.5)  # A trusts its cached copy this long
+            after = await on_a.get("/inbox/api/voicemails")
+            assert (after.status, after.json()["error"]) == (401, "session")
 
     asyncio.run(scenario())
