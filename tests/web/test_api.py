@@ -281,6 +281,7 @@ def test_list_is_newest_first_with_filters_pages_and_local_time(stack: Callable[
             assert first["counts"] == {"new": 15, "saved": len(expected), "heard": 30 - len(expected)}
             trash = (await client.get("/inbox/api/voicemails?view=trash")).json()
             assert trash["total"] == 0
+            assert trash["counts"] == first["counts"]  # the filter buttons count the inbox folder
 
     asyncio.run(scenario())
 

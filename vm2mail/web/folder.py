@@ -74,7 +74,9 @@ class InboxFolders:
         end = total - (page - 1) * size
         start = max(0, end - size)
         entries = list(reversed(chosen[start:end])) if end > 0 else []
-        return Page(view, page, pages, total, entries, listing.counts)
+        # The filter buttons count the inbox folder's voicemails, also while the Trash is shown.
+        counts = listing.counts if view != "trash" else (await self.listing(mailbox, "all")).counts
+        return Page(view, page, pages, total, entries, counts)
 
     async def entry(self, mailbox: Mailbox, uid: int, view: str) -> Entry | None:
         """The voicemail ``uid`` of ``view``'s folder; None when gone or not a voicemail."""
