@@ -311,3 +311,18 @@ def test_a_session_works_on_every_instance_and_logs_out_everywhere(
             assert (after.status, after.json()["error"]) == (401, "session")
 
     asyncio.run(scenario())
+
+
+def test_disabled_inbox_is_not_served(stack: Callable[..., Stack]) -> None:
+    s = stack({"201": {"encrypted": False}}, web={"enabled": False})
+    account = s.accounts["201"]
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            client = InboxClient(f"http://127.0.0.1:{gateway.port}")
+            assert (await client.get("/inbox/")).status == 404
+            refused = await client.login(account.user, account.password)
+            assert (refused.status, refused.json()["error"]) == (404, "disabled")
+            assert client.cookie is None
+
+    asyncio.run(scenario())
