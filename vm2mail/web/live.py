@@ -31,6 +31,10 @@ class LiveHub:
         return sum(len(q) for q in self._queues.values())
 
     async def on_event(self, event: WatchEvent) -> None:
+        if event.initial:
+            # The watcher's first sync reports every voicemail already there (thousands at once);
+            # pages re-read their list whenever their stream (re)connects, so these add nothing.
+            return
         self.publish(event.mailbox.id, {"kind": event.kind, "uid": event.entry.uid})
 
     def publish(self, mailbox_id: str, data: dict[str, object]) -> None:
