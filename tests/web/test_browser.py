@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -178,7 +179,10 @@ def test_wrong_key_or_passphrase_gets_a_clear_message_and_changes_nothing(
 
 
 def test_record_a_greeting_in_the_browser_and_the_next_caller_hears_it(stack: Callable[..., Stack]) -> None:
-    s = stack({"201": {"encrypted": False}})
+    s = stack({"201": {"encrypted": False, "forward_to": "+15550009999"}})
+    s.config = dataclasses.replace(
+        s.config, twilio=dataclasses.replace(s.config.twilio, sms_from="+15550001000")
+    )
     account = s.accounts["201"]
     client = MailClient(s.dovecot, account.user, account.password)
 
@@ -231,6 +235,17 @@ def test_record_a_greeting_in_the_browser_and_the_next_caller_hears_it(stack: Ca
                 assert [m.uid for m in await asyncio.to_thread(client.messages, "Voicemail/Greetings")] == [
                     greeting.uid
                 ]
+
+                # Acting on a caller: an SMS reply and "call me and connect me", through Twilio.
+                row = page.locator("#list li").first
+                await row.get_by_role("button", name="Reply by SMS").click()
+                await row.get_by_label("Text message to").fill("Thanks, I will call you back.")
+                await row.get_by_role("button", name="Send SMS").click()
+                await expect(status).to_contain_text("SMS sent to")
+                assert [m["Body"] for m in s.fake.messages] == ["Thanks, I will call you back."]
+                await row.get_by_role("button", name="Call me and connect").click()
+                await expect(status).to_contain_text("Your phone rings now")
+                assert [c["To"] for c in s.fake.placed] == ["+15550009999"]
 
     asyncio.run(scenario())
 
