@@ -175,6 +175,15 @@ def test_wrong_key_or_passphrase_gets_a_clear_message_and_changes_nothing(
                 await expect(page.locator("#key-state")).to_contain_text("unlocked")
                 await play_first(page)
 
+                # Log out: the session cookie is gone and the key is locked again in this page.
+                await page.get_by_role("button", name="Log out", exact=True).click()
+                await expect(page.get_by_label("E-mail login")).to_be_visible()
+                await expect(page.locator("#list li")).to_have_count(0)
+                await page.reload()
+                await expect(page.get_by_label("E-mail login")).to_be_visible()
+                await log_in(page, base, account.user, account.password)
+                await expect(page.locator("#key-state")).to_contain_text("(locked)")
+
     asyncio.run(scenario())
 
 

@@ -7,6 +7,7 @@ and every gateway instance sees the same lock.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import logging
@@ -19,6 +20,8 @@ from vm2mail.mailstore.folders import quote
 from vm2mail.menu.login import Logins
 
 log = logging.getLogger(__name__)
+
+RETRY_PAUSE_SECONDS = 0.2
 
 
 class Outcome(enum.Enum):
@@ -65,7 +68,7 @@ class WebLogins:
             log.info("web login from %s for an unknown login refused", client)
             return Outcome.WRONG, None
         try:
-            if await self.logins.locked_until(mailbox):
+            if await self._locked(mailbox):
                 log.warning("web login to locked mailbox %s from %s refused", mailbox.id, client)
                 return Outcome.LOCKED, mailbox
             accepted = await imap_login_ok(config, mailbox.imap_user or login, password)
@@ -77,3 +80,13 @@ class WebLogins:
             log.warning("web login to mailbox %s: IMAP unavailable: %s", mailbox.id, exc)
             return Outcome.UNAVAILABLE, mailbox
         return (Outcome.LOCKED if locked else Outcome.WRONG), mailbox
+
+    async def _locked(self, mailbox: Mailbox) -> bool:
+        """The lockout, read again once after a refusal: right after a folder is first created, Dovecot
+        2.3 was seen answering GETMETADATA on another session with "Mailbox doesn't exist" once."""
+        try:
+            return bool(await self.logins.locked_until(mailbox))
+        except MailStoreError as exc:
+            log.info("web login: lockout of mailbox %s not readable (%s); reading it again", mailbox.id, exc)
+            await asyncio.sleep(RETRY_PAUSE_SECONDS)
+            return bool(await self.logins.locked_until(mailbox))

@@ -8,6 +8,7 @@ folder can read private entries), only the counter.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vm2mail.config.model import Config, Mailbox
+from vm2mail.errors import MailStoreError
 from vm2mail.mailstore.metadata import Metadata
 
 COOKIE = "vm2mail_inbox"
@@ -106,7 +108,12 @@ class Generations:
         cached = self._cache.get(mailbox.id)
         if cached is not None and time.monotonic() - cached[0] < GENERATION_CACHE_SECONDS:
             return cached[1]
-        raw = await self.metadata.get(mailbox, GENERATION_ENTRY)
+        try:
+            raw = await self.metadata.get(mailbox, GENERATION_ENTRY)
+        except MailStoreError:
+            # Read once more (see vm2mail.web.auth: a refusal seen right after the folder's creation).
+            await asyncio.sleep(0.2)
+            raw = await self.metadata.get(mailbox, GENERATION_ENTRY)
         try:
             value = int(raw or 0)
         except ValueError:

@@ -61,6 +61,15 @@ function problem(error) {
 function showLogin(message) {
   state.session = null;
   state.events?.close();
+  pgp.lock();
+  // Nothing of the mailbox stays on screen or in memory: the player and the list are emptied.
+  const player = $("player");
+  player.pause();
+  if (state.playing?.startsWith("blob:")) URL.revokeObjectURL(state.playing);
+  state.playing = null;
+  player.removeAttribute("src");
+  state.items = [];
+  $("list").replaceChildren();
   $("main").hidden = true;
   for (const id of ["who", "logout", "logout-all"]) $(id).hidden = true;
   $("login-view").hidden = false;

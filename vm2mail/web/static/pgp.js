@@ -34,6 +34,11 @@ export function isUnlocked() {
   return unlocked !== null;
 }
 
+// Logging out drops the decrypted key from memory; the stored copy stays encrypted in IndexedDB.
+export function lock() {
+  unlocked = null;
+}
+
 export class KeyError extends Error {
   constructor(code) {
     super(code);
