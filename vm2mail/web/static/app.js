@@ -129,8 +129,10 @@ $("lang").addEventListener("change", () => {
 
 async function showKey() {
   const session = state.session;
-  $("key-view").hidden = !session.encrypted;
-  if (!session.encrypted) return;
+  // Also for a mailbox no longer encrypted that still holds encrypted voicemails.
+  const needed = session.encrypted || state.items.some((item) => item.encrypted);
+  $("key-view").hidden = !needed;
+  if (!needed) return;
   const record = await pgp.storedKey(session.mailbox);
   $("key-import").hidden = Boolean(record);
   $("key-import-button").hidden = Boolean(record);
@@ -182,6 +184,7 @@ async function refresh() {
     state.total = data.total;
     state.counts = data.counts;
     render();
+    if ($("key-view").hidden && state.items.some((item) => item.encrypted)) await showKey();
   } catch (error) { problem(error); }
 }
 
