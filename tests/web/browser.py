@@ -8,7 +8,10 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, async_playwright, expect
+
+# Waiting for the page (not a timing assertion): generous, as parallel test runs share two cores.
+expect.set_options(timeout=15_000)
 
 CHROMIUM = os.environ.get("VM2MAIL_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".work" / "screenshots"
