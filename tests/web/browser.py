@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 # Waiting for the page (not a timing assertion): generous, as parallel test runs share two cores.
@@ -54,9 +55,16 @@ async def chromium_page(*, echo: bool = True) -> AsyncIterator[Page]:
                 await context.close()
 
 
-async def screenshot(page: Page, name: str) -> Path:
+async def screenshot(page: Page, name: str, config: pytest.Config | None = None) -> Path:
+    """Write ``.work/screenshots/<name>.png`` and say where, past pytest's output capture."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot of the inbox: {path}")
+    line = f"screenshot of the inbox: {path}"
+    capture = config.pluginmanager.get_plugin("capturemanager") if config is not None else None
+    if capture is None:
+        print(line)
+        return path
+    with capture.global_and_fixture_disabled():
+        print(f"\n{line}", flush=True)
     return path

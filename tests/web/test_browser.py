@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from playwright.async_api import Page, expect
 
 from tests.e2e.harness import Stack, audio_part, decrypt, ffprobe, parse, running
@@ -38,7 +39,9 @@ async def play_first(page: Page) -> None:
     await page.evaluate("() => window.__playing.then(() => true)")
 
 
-def test_log_in_import_key_play_delete_restore_and_live(stack: Callable[..., Stack], tmp_path: Path) -> None:
+def test_log_in_import_key_play_delete_restore_and_live(
+    stack: Callable[..., Stack], tmp_path: Path, pytestconfig: pytest.Config
+) -> None:
     s = stack({"201": {"encrypted": True, "name": "Anna Schmidt"}})
     account = s.accounts["201"]
     assert account.key is not None
@@ -109,9 +112,9 @@ def test_log_in_import_key_play_delete_restore_and_live(stack: Callable[..., Sta
                 await expect(rows).to_have_count(2, timeout=LIVE_BOUND_MS)
                 print(f"new voicemail shown {time.monotonic() - appended:.2f} s after its APPEND")
                 await expect(rows.first).to_contain_text("Erika Mustermann")
-                await screenshot(page, "inbox")
+                await screenshot(page, "inbox", pytestconfig)
                 await page.set_viewport_size({"width": 390, "height": 844})  # a phone
-                await screenshot(page, "inbox-phone")
+                await screenshot(page, "inbox-phone", pytestconfig)
 
     asyncio.run(scenario())
 

@@ -15,13 +15,13 @@ from collections.abc import Callable
 
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import MailStoreError
-from vm2mail.mailstore.connection import ImapConnection
+from vm2mail.mailstore.connection import ImapConnection, response_text
 from vm2mail.mailstore.folders import quote
 from vm2mail.menu.login import Logins
 
 log = logging.getLogger(__name__)
 
-RETRY_PAUSE_SECONDS = 0.2
+RETRY_PAUSE_SECONDS = 0.5
 
 
 class Outcome(enum.Enum):
@@ -48,10 +48,17 @@ async def imap_login_ok(config: Config, login: str, password: str) -> bool:
     try:
         await conn.connect()
         response = await conn.guard(conn.client.login(quote(login), password), "LOGIN")
-        return bool(response.result == "OK")
     finally:
         with contextlib.suppress(Exception):
             await conn.logout()
+    if response.result == "OK":
+        return True
+    text = response_text(response).replace(password, "***") if password else response_text(response)
+    # RFC 5530 §3: [UNAVAILABLE] is the server's own trouble (Dovecot: "Temporary authentication
+    # failure"), not a wrong password: it must not count towards the lockout.
+    if response.result != "NO" or "[UNAVAILABLE]" in text.upper():
+        raise conn.error(f"LOGIN: {response.result} {text}", broken=False)
+    return False
 
 
 class WebLogins:
@@ -71,7 +78,12 @@ class WebLogins:
             if await self._locked(mailbox):
                 log.warning("web login to locked mailbox %s from %s refused", mailbox.id, client)
                 return Outcome.LOCKED, mailbox
-            accepted = await imap_login_ok(config, mailbox.imap_user or login, password)
+            try:
+                accepted = await imap_login_ok(config, mailbox.imap_user or login, password)
+            except MailStoreError as exc:
+                log.info("web login to mailbox %s: IMAP LOGIN not answered (%s); once more", mailbox.id, exc)
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                accepted = await imap_login_ok(config, mailbox.imap_user or login, password)
             if accepted:
                 log.info("web login to mailbox %s from %s", mailbox.id, client)
                 return Outcome.OK, mailbox

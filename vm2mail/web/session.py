@@ -112,7 +112,7 @@ class Generations:
             raw = await self.metadata.get(mailbox, GENERATION_ENTRY)
         except MailStoreError:
             # Read once more (see vm2mail.web.auth: a refusal seen right after the folder's creation).
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)
             raw = await self.metadata.get(mailbox, GENERATION_ENTRY)
         try:
             value = int(raw or 0)
