@@ -326,3 +326,27 @@ def test_disabled_inbox_is_not_served(stack: Callable[..., Stack]) -> None:
             assert client.cookie is None
 
     asyncio.run(scenario())
+
+
+def test_imap_outage_answers_503_and_counts_no_failure(stack: Callable[..., Stack]) -> None:
+    s = stack({"201": {"encrypted": False}}, menu={"lockout_failures": 2, "lockout_minutes": 5})
+    account = s.accounts["201"]
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            client = InboxClient(f"http://127.0.0.1:{gateway.port}")
+            assert (await client.login(account.user, account.password)).status == 200
+            s.dovecot.stop()
+            try:
+                down = await InboxClient(client.base).login(account.user, "wrong while down")
+                assert (down.status, down.json()["error"]) == (503, "unavailable")
+                listing = await client.get("/inbox/api/voicemails")
+                assert (listing.status, listing.json()["error"]) == (503, "unavailable")
+            finally:
+                s.dovecot.start()
+            # The outage counted no failure: one wrong password now is the first of two, not a lock.
+            wrong = await InboxClient(client.base).login(account.user, "wrong again")
+            assert (wrong.status, wrong.json()["error"]) == (401, "wrong")
+            assert (await InboxClient(client.base).login(account.user, account.password)).status == 200
+
+    asyncio.run(scenario())
