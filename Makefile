@@ -4,18 +4,22 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
-APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks openssl ca-certificates python3-venv
-BINARIES := ffmpeg ffprobe dovecot doveadm gpg sox swaks openssl
-# The web inbox: npm installs its browser libraries; its tests drive Debian's headless Chromium.
-APT_PACKAGES += nodejs npm chromium chromium-driver
-BINARIES += node npm chromium
+# libnet-ssleay-perl and libio-socket-ssl-perl: swaks needs them for STARTTLS (a recommends, not a depends).
+APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks libnet-ssleay-perl libio-socket-ssl-perl openssl \
+	ca-certificates python3-venv
+# The web inbox's tests drive Debian's headless Chromium (tests/web, bench/web.py).
+APT_PACKAGES += chromium chromium-driver
+# npm installs the web inbox's browser libraries. Checked by command, not by package: NodeSource's
+# nodejs bundles npm, and Debian's npm package would pull Debian's nodejs over it.
+NODE_PACKAGES := nodejs npm
 
-.PHONY: deps system-deps venv vendor test lint demo bench bench-ingest bench-smtp bench-menu bench-watch bench-web clean
+.PHONY: deps system-deps node-deps venv vendor test lint demo bench bench-ingest bench-smtp bench-menu bench-watch bench-claims bench-web clean
 
-deps: system-deps venv vendor
+deps: system-deps node-deps venv vendor
 
 system-deps:
-	@missing=""; for b in $(BINARIES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages (missing:$$missing)"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -33,6 +37,14 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 venv: $(VENV)/.installed
+
+node-deps:
+	@if ! command -v npm >/dev/null; then \
+	  echo "installing Debian packages (missing: npm)"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(NODE_PACKAGES); \
+	fi
 
 # The web inbox's browser libraries, pinned with integrity hashes in package-lock.json (npm ci checks
 # them), copied into the package so the gateway serves them and a built wheel ships them.
@@ -60,7 +72,7 @@ demo: deps
 	$(VENV)/bin/python -m vm2mail.devstack.demo
 
 # Each bench prints its figures (and ratios against a reference measured in the same run).
-bench: bench-ingest bench-smtp bench-menu bench-watch bench-web
+bench: bench-ingest bench-smtp bench-menu bench-watch bench-claims bench-web
 
 bench-ingest: deps
 	$(VENV)/bin/python bench/ingest.py
@@ -73,6 +85,9 @@ bench-menu: deps
 
 bench-watch: deps
 	$(VENV)/bin/python bench/watch.py
+
+bench-claims: deps
+	$(VENV)/bin/python bench/claims.py
 
 bench-web: deps
 	$(VENV)/bin/python bench/web.py

@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.config",
     "tests.fixtures.dovecot",
+    "tests.fixtures.faulty_imap",
     "tests.fixtures.gpg",
     "tests.fixtures.smtp",
     "tests.fixtures.twilio",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -42,6 +41,11 @@ from vm2mail.web.live import LiveHub
 from vm2mail.web.session import Generations
 
 log = logging.getLogger(__name__)
+
+# Shares of lifecycle.STOP_SECONDS: workers first (they settle or give back their jobs), then the
+# listeners and IMAP connections; the rest is the margin for leftovers and the process exit.
+WORKERS_STOP_SECONDS = 2.0
+CLOSE_SECONDS = 1.5
 
 
 def key_problems(config: Config) -> list[tuple[str, str]]:
@@ -281,16 +285,44 @@ async def serve(config: Config) -> None:
     loop.add_signal_handler(signal.SIGHUP, hangup)
     # Written once SIGHUP is handled: `vm2mail reload` signals the pid it names.
     pid_file = ops.write_pid_file(config.server.spool_dir)
+    workers = asyncio.create_task(gateway.run_workers(), name="workers")
+    stopping = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
-        async with asyncio.TaskGroup() as group:
-            workers = group.create_task(gateway.run_workers())
-            await stop.wait()
-            log.info("stopping")
-            workers.cancel()
+        await asyncio.wait({workers, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        log.info("stopping")
+        stopping.cancel()
         loop.remove_signal_handler(signal.SIGHUP)
         ops.remove_pid_file(pid_file)
         for task in reloads:
             task.cancel()
-        with contextlib.suppress(Exception):
-            await gateway.close()
+        await _stop(gateway, workers)
+    crash = workers.exception() if workers.done() and not workers.cancelled() else None
+    if crash is not None:
+        raise crash  # a worker group that crashed ends serve, as before
+
+
+async def _stop(gateway: Gateway, workers: asyncio.Task[None]) -> None:
+    """Stop within lifecycle.STOP_SECONDS in any state (IMAP hung, reconnecting, mid-delivery).
+
+    Each phase has a deadline rather than trusting every task to honour its cancellation at once;
+    whatever still runs after them is left to lifecycle.run_service, which exits regardless. Claimed
+    jobs go back to new/ before the IMAP connections are dropped, so they are never left in cur/.
+    """
+    workers.cancel()
+    await asyncio.wait({workers}, timeout=WORKERS_STOP_SECONDS)
+    if not workers.done():
+        log.error("workers still busy %.0fs after SIGTERM; stopping without them", WORKERS_STOP_SECONDS)
+    try:
+        released = await asyncio.to_thread(gateway.spool.release_claimed_sync)
+    except OSError as exc:  # the next start requeues cur/ anyway (Spool.open_sync)
+        log.error("could not give claimed jobs back to the spool: %s", exc)
+    else:
+        for job_id in released:
+            log.info("job %s given back to the spool (new/) for the next start", job_id)
+    try:
+        await asyncio.wait_for(gateway.close(), CLOSE_SECONDS)
+    except TimeoutError:
+        log.error("closing connections took over %.0fs; exiting without waiting", CLOSE_SECONDS)
+    except Exception:
+        log.exception("error while closing")

@@ -80,7 +80,8 @@ def test_import_twice_delivers_each_message_once_with_date_caller_and_heard_stat
         assert message["X-Vm2mail-Duration"] == "2"  # type: ignore[index]
     assert found[at[0]][2]["X-Vm2mail-Caller"] == "+4930111"  # type: ignore[index]
     assert found[at[0]][2]["X-Vm2mail-Caller-Name"] == "Anna Alt"  # type: ignore[index]
-    assert found[at[60]][2]["X-Vm2mail-Caller"] == "5551234"  # type: ignore[index]
+    # A 7-digit local number without a country to read it in: no E.164 caller, still shown.
+    assert found[at[60]][2]["X-Vm2mail-Caller-Name"] == "5551234"  # type: ignore[index]
     assert found[at[-3600]][2]["X-Vm2mail-Caller"] == "anonymous"  # type: ignore[index]
     assert found[at[-7200]][2]["X-Vm2mail-Caller-Name"] == "Chef"  # type: ignore[index]
 

@@ -170,3 +170,28 @@ def test_key_check_problems_are_reported_with_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text), check_keys=check)  # type: ignore[arg-type]
     assert info.value.problems == ["vm.yaml:22: mailboxes.201.gpg_recipients[0]: key AAAA…: not in keyring"]
+
+
+def test_country_private_and_the_deprecated_private_subject(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = GOOD.replace("timezone: Europe/Berlin}", "timezone: Europe/Berlin, country: de, private: true}")
+    text = text.replace(
+        "    ring_seconds: 12\n", "    ring_seconds: 12\n    country: AT\n    private: false\n"
+    )
+    config = load_config(write(tmp_path, text))
+    anna, juergen = config.mailboxes["201"], config.mailboxes["202"]
+    assert (anna.country, anna.private) == ("DE", True)
+    assert (juergen.country, juergen.private) == ("AT", False)
+
+    legacy = GOOD.replace("    ring_seconds: 12\n", "    ring_seconds: 12\n    private_subject: true\n")
+    with caplog.at_level("WARNING"):
+        assert load_config(write(tmp_path, legacy)).mailboxes["202"].private is True
+    assert "vm.yaml:29: mailboxes.202.private_subject: deprecated, use `private: true`" in caplog.text
+
+    bad = GOOD.replace("timezone: Europe/Berlin}", "timezone: Europe/Berlin, country: Germany}")
+    assert any(
+        "defaults.country: 'Germany' is not an ISO 3166 country code" in p for p in problems(tmp_path, bad)
+    )
+    national = GOOD.replace('numbers: ["+15550002001"]', 'numbers: ["030123456"]')
+    assert any("'030123456' is not an E.164 number" in p for p in problems(tmp_path, national))

@@ -153,10 +153,11 @@ def test_plain_voicemail_body_and_attachment(mp3: Path, tmp_path: Path) -> None:
     )
     text, html = bodies(msg)
     for body in (text, html):
-        assert UTF8_NAME in body and "+4930123456" in body
+        # No mailbox country: numbers are shown in the international format, grouped.
+        assert UTF8_NAME in body and "+49 30 123456" in body
         assert "2026-11-23 10:30 CET" in body
         assert "1:23" in body
-        assert "+4930999000" in body and "Anna Schmidt" in body
+        assert "+49 30 999000" in body and "Anna Schmidt" in body
     assert "tel:+4930123456" in text
     assert 'href="tel:+4930123456"' in html
     (attachment,) = msg.iter_attachments()
@@ -187,10 +188,10 @@ def test_html_is_escaped_and_headers_cannot_be_injected(mp3: Path) -> None:
 def test_withheld_caller(mp3: Path) -> None:
     call = CallInfo(call_sid="CA1", called="+4930999000")
     msg = parse(compose(voicemail(mp3, call=call), templates_dir=None, encryptor=None))
-    assert str(msg["From"]) == "Unknown caller <voicemail@vm.example.com>"
+    assert str(msg["From"]) == "Withheld number <voicemail@vm.example.com>"
     assert msg["X-Vm2mail-Caller"] == "anonymous"
     assert msg["X-Vm2mail-Caller-Name"] is None
-    assert msg["Subject"] == "Voicemail from Unknown caller (1:23)"
+    assert msg["Subject"] == "Voicemail from Withheld number (1:23)"
     text, html = bodies(msg)
     assert "tel:" not in text and "tel:" not in html
     (attachment,) = msg.iter_attachments()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -215,5 +218,30 @@ def test_expired_login_ends_the_call_politely(menu_env: Callable[..., MenuEnv]) 
             page = await walker.post(f"{env.config.server.public_url}/twilio/menu?s={token}", {"Digits": "1"})
             assert page.status == 200 and page.hangup
             assert page.text == "Your session has expired. Please call again. Goodbye."
+
+    run(scenario())
+
+
+def test_digits_at_the_mailbox_prompt_never_travel_in_the_state_url(menu_env: Callable[..., MenuEnv]) -> None:
+    env = menu_env()
+
+    def state_text(page: Any) -> str:
+        action = page.gather.get("action") or ""
+        token = parse_qs(urlsplit(action).query)["s"][0]
+        payload = token.split(".")[0]
+        return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+
+    async def scenario() -> None:
+        async with env.up() as gw, env.session() as session:
+            walker = env.walker(session, gw)
+            await walker.call()
+            page = await walker.press(PIN)  # the PIN typed at the mailbox prompt by mistake
+            assert "enter your PIN" in page.text  # asked anyway: nothing tells which mailboxes exist
+            assert PIN not in state_text(page) and PIN not in (page.gather.get("action") or "")
+            page = await walker.press(PIN)
+            assert page.text.startswith("Login incorrect")
+            page = await walker.press("201")  # a real mailbox number may be carried
+            assert '"m":"201"' in state_text(page)
+            assert "You have 0 new" in (await walker.press(PIN)).text
 
     run(scenario())

@@ -11,12 +11,15 @@ from tests.e2e.harness import post_recording_callback
 from tests.fixtures.twilio import make_wav, run
 from tests.menu.conftest import MenuEnv
 from tests.menu.walker import Page, Walker, ffprobe_seconds, plain_mail
+from vm2mail.telephony import media
 
 
-def uid_of(page: Page) -> str:
-    """The Play URL identifies the message (signed); equal URLs mean the same message."""
+def uid_of(page: Page, secret: str) -> tuple[str, str, int]:
+    """The message a Play URL names, read from its sealed token with the gateway's key."""
     [url] = page.plays
-    return url
+    found = media.verify(secret, url.rsplit("/", 1)[1].removesuffix(".mp3"))
+    assert found is not None
+    return found
 
 
 async def audio_seconds(walker: Walker, page: Page) -> float:
@@ -42,7 +45,9 @@ def test_play_next_previous_repeat_marks_seen(menu_env: Callable[..., MenuEnv]) 
             seen = {m.uid: m.seen for m in env.client.messages("Voicemail")}
             assert seen[uids[0]] and not seen[uids[1]] and not seen[uids[2]]
             second = await walker.press("6")
-            assert second.text.startswith("New message 2 of 3.") and uid_of(second) != uid_of(first)
+            assert second.text.startswith("New message 2 of 3.") and uid_of(
+                second, walker.config.server.secret_key
+            ) != uid_of(first, walker.config.server.secret_key)
             back = await walker.press("4")
             assert back.text.startswith("Message 1 of 3.")  # heard now, still in this call's sequence
             again = await walker.press("5")
@@ -78,9 +83,13 @@ def test_six_and_four_cross_between_new_and_old(menu_env: Callable[..., MenuEnv]
             assert old.text.startswith("No more new messages. Your old messages. Message 1.")
             back = await walker.press("4")
             assert back.text.startswith("Back to your new messages. Message 2 of 2.")
-            assert uid_of(back) == uid_of(last_new)
+            assert uid_of(back, walker.config.server.secret_key) == uid_of(
+                last_new, walker.config.server.secret_key
+            )
             start = await walker.press("4")
-            assert start.text.startswith("Message 1 of 2.") and uid_of(start) == uid_of(first)
+            assert start.text.startswith("Message 1 of 2.") and uid_of(
+                start, walker.config.server.secret_key
+            ) == uid_of(first, walker.config.server.secret_key)
             none = await walker.press("4")
             assert none.text.startswith("There are no more messages.") and not none.plays
 

@@ -50,7 +50,7 @@ def test_call_notifies_by_sms_and_mail_exactly_once_across_restart(
     [sms] = s.fake.messages
     assert (sms["From"], sms["To"]) == (SMS_FROM, ANNA_PHONE)
     local = started.astimezone(s.config.mailboxes["201"].tz)
-    assert "Jürgen Müller (+4930123456)" in sms["Body"]
+    assert "Jürgen Müller (+49 30 123456)" in sms["Body"]
     assert local.strftime("%Y-%m-%d %H:%M") in sms["Body"]
     assert " 0:1" in sms["Body"]  # the sample is about 11 s long: "0:11 min"
     [mail] = smtp_sink.messages

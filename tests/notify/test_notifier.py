@@ -39,14 +39,14 @@ def test_notification_once_even_with_two_notifiers_racing(
     asyncio.run(scenario())
     [sms] = s.fake.messages
     assert (sms["From"], sms["To"]) == (SMS_FROM, ANNA_PHONE)
-    assert "Jürgen Müller (+4930123456)" in sms["Body"]
+    assert "Jürgen Müller (+49 30 123456)" in sms["Body"]
     assert "2026-11-23 10:15 CET" in sms["Body"] and "1:23" in sms["Body"]
     [mail] = smtp_sink.messages
     assert mail.rcpt_tos == (ANNA_MAIL,)
     assert mail.message["From"] == "voicemail@vm.example.com"
     assert "Jürgen Müller" in mail.message["Subject"]
     body = mail.message.get_content()
-    assert "+4930123456" in body and "10:15" in body and "1:23" in body
+    assert "+49 30 123456" in body and "10:15" in body and "1:23" in body
     assert not any(part.get_content_maintype() == "audio" for part in mail.message.walk())
     assert NOTIFIED in flags(s, "201", uid)
 

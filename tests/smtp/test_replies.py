@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -108,6 +109,9 @@ def test_token_binds_mailbox_caller_and_expiry(smtp_stack: Callable[..., Stack])
     assert len("reply+" + token) <= 64  # RFC 5321 §4.5.3.1.1 local-part limit
     target = verify_token(config, token.upper())  # mail systems may change the case of local parts
     assert (target.mailbox.id, target.caller) == ("201", "+4930123456")
+    # Reply-To is an outer header the IMAP server reads: the caller's number must not be in it.
+    raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
+    assert (4930123456).to_bytes(7, "big") not in raw and b"4930123456" not in raw
     old = make_token(config, "201", "+4930123456", now=time.time() - 31 * 86400)
     for bad, why in ((old, "expired"), (token[:-1], "not valid"), ("x" * 30, "not valid")):
         try:

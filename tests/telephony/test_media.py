@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -157,11 +158,21 @@ def test_signed_url_streams_decrypted_mp3_and_refuses_bad_tokens(
                 assert abs(float(probe["format"]["duration"]) - SECONDS) < 0.3
 
                 token = url.rsplit("/", 1)[1].removesuffix(".mp3")
-                payload, mac = token.split(".")
-                tampered = f"{payload}.{('A' if mac[0] != 'A' else 'B')}{mac[1:]}"
+                # Opaque: neither the mailbox, the folder nor the UID can be read from the URL.
+                decoded = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+                assert b"Voicemail" not in decoded and b'"201"' not in decoded
+                middle = len(token) // 2
+                tampered = token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]
                 expired = sign(cfg.server.secret_key, "201", "Voicemail", both, 1_000_000)
                 foreign = sign("another-gateway-secret", "201", "Voicemail", both, 4_000_000_000)
-                for bad in (tampered, expired, foreign, "x", "..", payload):
+                # Bound to UIDVALIDITY: after the folder is recreated the UID names another message.
+                validity = await playback.voicemails.locate(box, both, "Voicemail")
+                assert validity is not None
+                bound = playback.url(box, "Voicemail", both, validity)
+                status, _, _ = await get(base, bound)
+                assert status == 200
+                other = sign(cfg.server.secret_key, "201", "Voicemail", both, 4_000_000_000, validity + 1)
+                for bad in (tampered, expired, foreign, other, "x", "..", token[:-4]):
                     status, body, _ = await get(base, f"/media/{bad}.mp3")
                     assert status == 404 and body == b"Not Found"
 

@@ -61,6 +61,7 @@ def test_completed_recording_spools_exactly_one_job(tmp_path: Path) -> None:
                 "called": "+4930555201",
                 "caller": "+4917055501",
                 "caller_name": "Jürgen Groß",
+                "extension": None,
             }
             assert raw["started_at"] == "2026-11-23T10:00:00+00:00"
             assert raw["recording_sid"] == RECORDING_SID

@@ -9,6 +9,7 @@ from vm2mail import __version__
 from vm2mail.cli import keys as keys
 from vm2mail.cli import migrate as migrate
 from vm2mail.cli import pin as pin
+from vm2mail.cli import pins as pins
 from vm2mail.cli import reconcile as reconcile
 from vm2mail.cli import reload as reload
 from vm2mail.cli import serve as serve
@@ -24,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vm2mail", description=__doc__)
     p.add_argument("--version", action="version", version=f"vm2mail {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, status, spool, keys, pin, reconcile, migrate, reload):
+    for module in (serve, status, spool, keys, pin, pins, reconcile, migrate, reload):
         module.register(sub)
     return p
 

@@ -1,9 +1,11 @@
-"""``vm2mail keys list|import|check``: the pinned OpenPGP keys, in the gateway's keyring and usable."""
+"""``vm2mail keys list|import|check|create-playback``: the gateway's OpenPGP keys, present and usable."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import gnupg
 
 from vm2mail.cli.common import OK, PROBLEMS, Subparsers, group, load_unchecked, table
+from vm2mail.cli.owner import run_as_spool_owner
 from vm2mail.config import Config
 from vm2mail.errors import Vm2mailError
 from vm2mail.keyhealth import EXPIRING, UNUSABLE, WARN_DAYS, check_keys, configured_keys
@@ -92,6 +95,7 @@ def import_keys(config: Config, data: bytes) -> tuple[list[str], list[str]]:
 
 def cmd_import(args: argparse.Namespace) -> int:
     config = load_unchecked(args.config)
+    run_as_spool_owner(config)
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
@@ -105,6 +109,69 @@ def cmd_import(args: argparse.Namespace) -> int:
     for h in problems:
         print(f"ERROR: {h.path} ({h.fingerprint}): {h.problem}", file=sys.stderr)
     return PROBLEMS if problems else OK
+
+
+GPG_TIMEOUT = 60  # seconds; key generation with ed25519/cv25519 takes well under one
+
+
+def _gpg(home: Path, *args: str) -> str:
+    # No passphrase: the gateway decrypts unattended; the key is protected by gpg.home being 0700 and
+    # owned by the gateway's user (README, "Phone playback").
+    cmd = [
+        "gpg",
+        "--homedir",
+        str(home),
+        "--batch",
+        "--no-tty",
+        "--passphrase",
+        "",
+        "--pinentry-mode",
+        "loopback",
+    ]
+    try:
+        done = subprocess.run([*cmd, *args], capture_output=True, timeout=GPG_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise Vm2mailError(f"cannot run gpg: {exc}") from exc
+    if done.returncode != 0:
+        raise Vm2mailError(f"gpg {args[0]} failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout.decode()
+
+
+def create_playback(config: Config) -> str:
+    """Generate the gateway's playback key (ed25519 certify, cv25519 encrypt) in gpg.home; its fingerprint."""
+    home = config.gpg.home
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(home, 0o700)  # gpg warns about (and some versions refuse) a group-readable home
+    uid = f"vm2mail playback <playback@{config.server.mail_domain}>"
+    # No expiry: an expired playback key silently stops phone playback; rotate it by hand instead.
+    _gpg(home, "--quick-gen-key", uid, "ed25519", "cert", "never")
+    listing = _gpg(home, "--with-colons", "--list-secret-keys", uid)
+    fprs = [line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")]
+    if not fprs:
+        raise Vm2mailError("gpg made no key")
+    fpr = fprs[-1]
+    _gpg(home, "--quick-add-key", fpr, "cv25519", "encr", "never")
+    return fpr
+
+
+def cmd_create_playback(args: argparse.Namespace) -> int:
+    config = load_unchecked(args.config)
+    run_as_spool_owner(config)
+    current = config.gpg.playback_key
+    if current and not args.force:
+        present = any(h.present for h in check_keys(config) if h.fingerprint == current)
+        if present:
+            print(
+                f"vm2mail: gpg.playback_key {current} is already in {config.gpg.home}; "
+                "--force makes a new one (messages encrypted to the old key then need the old key)",
+                file=sys.stderr,
+            )
+            return PROBLEMS
+    fpr = create_playback(config)
+    print(f"created the playback key {fpr} in {config.gpg.home}")
+    print("add it to the configuration (then reload), and keep a backup of its secret half:\n")
+    print(f"gpg:\n  playback_key: {fpr}")
+    return OK
 
 
 def register(sub: Subparsers) -> None:
@@ -128,6 +195,18 @@ def register(sub: Subparsers) -> None:
         description=f"exit 1 when a configured key is missing, expired, revoked or cannot encrypt; "
         f"warn about keys expiring within {WARN_DAYS} days",
     )
-    for cmd, func in ((listing, cmd_list), (importing, cmd_import), (checking, cmd_check)):
+    creating = keys.add_parser(
+        "create-playback",
+        help="create the gateway's playback key in gpg.home and print the config line",
+        description="create the gateway's own key (no passphrase, no expiry) that phone_playback "
+        "mailboxes also encrypt to, so the phone menu can play them; prints gpg.playback_key",
+    )
+    creating.add_argument("--force", action="store_true", help="make a new key even if one is configured")
+    for cmd, func in (
+        (listing, cmd_list),
+        (importing, cmd_import),
+        (checking, cmd_check),
+        (creating, cmd_create_playback),
+    ):
         cmd.add_argument("-c", "--config", required=True, help="the YAML configuration file")
         cmd.set_defaults(func=func)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from vm2mail.cli.common import OK, PROBLEMS, Subparsers, command, load_unchecked
+from vm2mail.cli.owner import run_as_spool_owner
 from vm2mail.config import Config
 from vm2mail.errors import Vm2mailError
 from vm2mail.ingest.batch import batch
@@ -52,6 +53,7 @@ class ProgressBar:
 
 def cmd_import(args: argparse.Namespace) -> int:
     config = load_unchecked(args.config)
+    run_as_spool_owner(config)
     root = Path(args.dir)
     mapping = parse_map(args.map, config) if args.map else {}
     if not mapping:  # no --map: Asterisk mailboxes that have a vm2mail mailbox of the same id

@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from vm2mail.cli.common import OK, PROBLEMS, Subparsers, command, load_unchecked, table
+from vm2mail.cli.owner import run_as_spool_owner
 from vm2mail.config import Config
 from vm2mail.errors import Vm2mailError
 from vm2mail.ingest.batch import batch
@@ -24,6 +25,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise Vm2mailError(f"--since: {exc}") from exc
     config = load_unchecked(args.config)
+    run_as_spool_owner(config)
     outcomes = asyncio.run(_run(config, since))
     print(f"recordings created since {since:%Y-%m-%d %H:%M:%S} UTC: {len(outcomes)}")
     if outcomes:

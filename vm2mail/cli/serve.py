@@ -71,12 +71,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from vm2mail.app import load_for_service, serve
+    from vm2mail.lifecycle import run_service
 
     logsetup.setup("text")  # until the file says otherwise: key warnings are logged while loading
     config = load_for_service(Path(args.config))
     logsetup.setup(config.server.log_format)
 
-    asyncio.run(serve(config))
+    run_service(serve(config))  # asyncio.run, with deadlines on the cleanup (SIGTERM always stops)
     return OK
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vm2mail.cli.common import OK, PROBLEMS, Subparsers, age, group, load_unchecked, table
+from vm2mail.cli.owner import run_as_spool_owner
 from vm2mail.config import Config
 from vm2mail.errors import Vm2mailError
 from vm2mail.ingest.batch import DISCARDED, batch, open_spool
@@ -77,9 +78,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [("STATE", "JOB", "MAILBOX", "AGE", "ATTEMPTS", "LAST EVENT")]
     entries = []
     for state in states:
-        for job, _path in _jobs(spool, state):
+        for job, path in _jobs(spool, state):
             entries.append({"state": state, "job": json.loads(job.to_json())})
-            rows.append((state, job.id, job.mailbox, age(job.started), str(job.attempts), _summary(job)[:80]))
+            # AGE is how long it has been in the spool (an imported job may be of a call long ago).
+            queued = datetime.fromtimestamp(job.queued_at or path.stat().st_mtime, UTC)
+            rows.append((state, job.id, job.mailbox, age(queued), str(job.attempts), _summary(job)[:80]))
     if args.json:
         print(json.dumps(entries, indent=1))
     elif len(rows) == 1:
@@ -134,6 +137,7 @@ async def _redeliver(config: Config, job_ids: list[str]) -> int:
 
 def cmd_retry(args: argparse.Namespace) -> int:
     config = load_unchecked(args.config)
+    run_as_spool_owner(config)
     spool = open_spool(config.server.spool_dir)
     moved = []
     for wanted in args.jobs:
@@ -154,6 +158,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_discard(args: argparse.Namespace) -> int:
     config = load_unchecked(args.config)
+    run_as_spool_owner(config)
     spool = open_spool(config.server.spool_dir)
     state, path = find_job(spool, args.job)
     if state in ("cur", DISCARDED):

@@ -25,7 +25,9 @@ async def _mailboxes(config: Config) -> list[dict[str, Any]]:
     result = []
     try:
         for box in config.mailboxes.values():
-            keys = by_mailbox(health, box.id)
+            # A group has no keys of its own: each copy is encrypted to the member's keys.
+            owners = box.members if box.is_group else (box.id,)
+            keys = [k for owner in owners for k in by_mailbox(health, owner)]
             entry: dict[str, Any] = {
                 "id": box.id,
                 "name": box.name,
@@ -88,6 +90,8 @@ def _keys_text(entry: dict[str, Any]) -> str:
     parts = []
     for key in keys:
         fpr = key["fingerprint"][-16:]
+        if entry.get("group"):
+            fpr = f"{key['mailbox']}: {fpr}"  # the member whose copies use it
         if key["state"] == KEY_OK:
             parts.append(f"{fpr} ok" + (f" until {key['expires'][:10]}" if key["expires"] else ""))
         elif key["state"] == UNUSABLE:

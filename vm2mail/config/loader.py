@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from vm2mail.config.model import (
 )
 from vm2mail.config.schema import (
     Section,
+    country,
     e164,
     fingerprint,
     language,
@@ -35,6 +37,19 @@ from vm2mail.config.web import web
 from vm2mail.config.yamlsource import Source
 from vm2mail.errors import ConfigError
 from vm2mail.pinhash import is_pin_hash
+
+log = logging.getLogger(__name__)
+
+
+def _private(source: Source, s: Section, default: bool) -> bool:
+    """``private``, or the deprecated ``private_subject`` read as ``private`` (it promised privacy)."""
+    if s.data.get("private_subject") is not None:
+        log.warning(
+            "%s:%d: %s: deprecated, use `private: true` (it hides every caller detail, not only the Subject)",
+            source.file.name, source.line(s.key_path("private_subject")), s.key_path("private_subject"),
+        )  # fmt: skip
+    legacy = s.get("private_subject", bool, None)
+    return bool(s.get("private", bool, default) or legacy)
 
 
 def _server(source: Source, data: Any) -> ServerConfig:
@@ -54,6 +69,7 @@ def _server(source: Source, data: Any) -> ServerConfig:
         log_format=s.get(
             "log_format", str, "text", lambda v: None if v in ("text", "json") else "must be text or json"
         ),
+        call_budget_seconds=s.get("call_budget_seconds", float, 1.5, positive),
     )
     s.done()
     if not config.secret_key:
@@ -80,6 +96,7 @@ def _twilio(source: Source, data: Any) -> TwilioConfig:
         api_base_url=s.get("api_base_url", str, "https://api.twilio.com", url).rstrip("/"),
         delete_recordings=s.get("delete_recordings", bool, True),
         sms_from=s.get("sms_from", str, None, e164),
+        timeout_seconds=s.get("timeout_seconds", float, 30.0, positive),
     )
     s.done()
     parts = urlsplit(config.api_base_url)
@@ -134,7 +151,8 @@ def _defaults(source: Source, data: Any) -> Defaults:
         language=s.get("language", str, "en-US", language),
         timezone=s.get("timezone", str, "Europe/Berlin", timezone),
         missed_call_email=s.get("missed_call_email", bool, True),
-        private_subject=s.get("private_subject", bool, False),
+        private=_private(source, s, False),
+        country=_country(s.get("country", str, None, country)),
         max_messages=s.get("max_messages", int, 100, positive),
         retention_days=s.get("retention_days", int, None, positive),
         trash_days=s.get("trash_days", int, 30, positive),
@@ -174,7 +192,9 @@ def _mailbox(source: Source, box_id: str, data: Any, d: Defaults) -> Mailbox:
         language=s.get("language", str, d.language, language),
         timezone=s.get("timezone", str, d.timezone, timezone),
         missed_call_email=s.get("missed_call_email", bool, d.missed_call_email),
-        private_subject=s.get("private_subject", bool, d.private_subject),
+        private_subject=False,
+        private=_private(source, s, d.private),
+        country=_country(s.get("country", str, d.country, country)),
         phone_playback=s.get("phone_playback", bool, False),
         pin_hash=s.get("pin", str, None, _pin_hash),
         aliases=tuple(strings(source, f"{path}.aliases", s.get("aliases", list, []))),
@@ -188,6 +208,10 @@ def _mailbox(source: Source, box_id: str, data: Any, d: Defaults) -> Mailbox:
     )
     s.done()
     return box
+
+
+def _country(value: str | None) -> str | None:
+    return value.upper() if value else None
 
 
 def _pin_hash(value: Any) -> str | None:
@@ -256,8 +280,6 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
             emails.append("admin.email")
         for path in emails:
             source.error(path, "needs an smtp_relay section to send e-mail through")
-    if source.problems:
-        raise ConfigError(source.problems)
     config = Config(
         source=file,
         server=server,
@@ -275,8 +297,19 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
         web=web_config,
     )
     if check_keys is not None:
-        for key_path, problem in check_keys(config):
-            source.error(key_path, problem)
-        if source.problems:
-            raise ConfigError(source.problems)
+        # Key problems are reported together with every other problem, so one run of check-config
+        # shows all. With other errors the config may be half-built: then a failing check adds nothing.
+        broken = bool(source.problems)
+        try:
+            found = check_keys(config)
+        except Exception:
+            if not broken:
+                raise
+            found = []
+        reported = " ".join(source.problems)
+        for key_path, problem in found:
+            if not (broken and f" {key_path}: " in reported):  # a malformed fingerprint is said once
+                source.error(key_path, problem)
+    if source.problems:
+        raise ConfigError(source.problems)
     return config

@@ -21,6 +21,8 @@ class ServerConfig:
     # HMAC key for signed media URLs and menu state; read from env/file, never logged.
     secret_key: str = field(repr=False)
     log_format: str = "text"  # text | json
+    # What a caller may wait for the mail store (greeting, full check, a menu step); then cache/default.
+    call_budget_seconds: float = 1.5
 
     @property
     def public_host(self) -> str:
@@ -34,6 +36,8 @@ class TwilioConfig:
     api_base_url: str = "https://api.twilio.com"
     delete_recordings: bool = True
     sms_from: str | None = None
+    # REST calls and recording downloads: a Twilio (or network) silent this long fails the attempt.
+    timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +90,7 @@ class SmtpRelayConfig:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     sender: str  # envelope and header From, e.g. "voicemail@vm.example.com"
+    timeout_seconds: float = 30.0  # per connect, read and write: a silent relay fails the attempt
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,6 +171,8 @@ class Defaults:
     timezone: str = "Europe/Berlin"
     missed_call_email: bool = True  # a caller who hangs up silently leaves a short "missed call" e-mail
     private_subject: bool = False  # outer Subject generic ("Voicemail") when encrypted
+    private: bool = False  # every caller detail only inside the encryption (implies private_subject)
+    country: str | None = None  # ISO 3166 code (e.g. "DE"): reads national numbers, shows them nationally
     max_messages: int = 100  # a full mailbox takes no new recordings
     retention_days: int | None = None  # voicemails older than this move to Trash; None: kept
     trash_days: int | None = 30  # the gateway empties what it put in Trash after this
@@ -194,6 +201,8 @@ class Mailbox:
     missed_call_email: bool
     private_subject: bool
     phone_playback: bool = False
+    private: bool = False  # outer headers say "Voicemail" only; caller details in protected headers
+    country: str | None = None  # ISO 3166 code: how numbers are read from PBXs and shown to this user
     pin_hash: str | None = field(default=None, repr=False)  # `vm2mail hash-pin` output (scrypt)
     aliases: tuple[str, ...] = ()  # extra SMTP ingress local parts, e.g. ("anna", "sales-anna")
     max_messages: int = 100

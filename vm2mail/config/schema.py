@@ -9,11 +9,14 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
+
+from vm2mail import phone
 from vm2mail.config import yamlsource
 from vm2mail.config.yamlsource import Source
 
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
-FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
+# v4 fingerprints are 40 hex digits (RFC 4880 §12.2), v5/v6 ones 64 (RFC 9580 §5.5.4), as the encryptor takes.
+FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 LANGUAGES = ("en-US", "de-DE")
 SECRET_KEYS = {"auth_token", "imap_password", "master_password", "secret_key", "password"}
 _MISSING = object()
@@ -79,7 +82,13 @@ def positive(value: Any) -> str | None:
 
 
 def e164(value: Any) -> str | None:
-    return None if E164.match(value) else f"{value!r} is not an E.164 number (like +4930123456)"
+    return phone.e164_problem(value)
+
+
+def country(value: Any) -> str | None:
+    if value.upper() in phonenumbers.SUPPORTED_REGIONS:
+        return None
+    return f"{value!r} is not an ISO 3166 country code with a numbering plan (like DE, AT, CH, US)"
 
 
 def timezone(value: Any) -> str | None:
@@ -115,7 +124,7 @@ def fingerprint(source: Source, path: str, value: Any) -> str:
         return ""
     fpr = value.replace(" ", "").upper()
     if not FINGERPRINT.match(fpr):
-        source.error(path, f"{value!r} is not a full 40-hex-digit OpenPGP fingerprint")
+        source.error(path, f"{value!r} is not a full OpenPGP fingerprint (40 hex digits, or 64 for v6 keys)")
     return fpr
 
 

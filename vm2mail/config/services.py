@@ -124,6 +124,7 @@ def smtp_relay(source: Source, data: Any) -> SmtpRelayConfig | None:
         user=s.get("user", str, None),
         password=s.get("password", str, None),
         sender=s.get("sender", str, check=_email) or "",
+        timeout_seconds=s.get("timeout_seconds", float, 30.0, positive),
     )
     s.done()
     if config.user and not config.password:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 import secrets
 import wave
 from dataclasses import dataclass, field
@@ -31,8 +30,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from vm2mail import phone
+
 API = "/2010-04-01"
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 
 
 def new_sid(prefix: str) -> str:
@@ -400,9 +400,9 @@ class FakeTwilio:
             return self._deny()
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
         to, sender = form.get("To", ""), form.get("From", "")
-        if not E164.match(to):
+        if not phone.is_e164(to):
             return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
-        if not E164.match(sender):
+        if not phone.is_e164(sender):
             return _error(400, 21212, f"The 'From' number {sender} is not a valid phone number.")
         if not (form.get("Twiml") or form.get("Url")):
             return _error(400, 21205, "Url or Twiml is required.")
@@ -426,7 +426,7 @@ class FakeTwilio:
             return self._deny()
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
         to, sender, body = form.get("To", ""), form.get("From", ""), form.get("Body", "")
-        if not E164.match(to):
+        if not phone.is_e164(to):
             return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if not body:
             return _error(400, 21602, "Message body is required.")

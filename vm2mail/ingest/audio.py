@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 _MP3: Any = mutagen.mp3.MP3
 
 FFMPEG = "ffmpeg"
+# A voicemail encodes in about a second; an ffmpeg still running after this is stuck (or fed a
+# pathological file) and is killed, so the job is retried later instead of tying up a worker.
+FFMPEG_TIMEOUT_SECONDS = 120.0
 
 # MP3 settings for voice. 16 kHz is the lowest MPEG-2 (ISO/IEC 13818-3, "LSF") rate: every player and
 # Twilio <Play> supports it, whereas 8 kHz would be the non-standard MPEG-2.5 extension. It keeps the whole
@@ -127,7 +130,9 @@ def _reason(lines: list[str]) -> str:
     return "; ".join(line for line in cleaned if line) or "no diagnostics"
 
 
-async def transcode_to_mp3(src: Path, dst: Path, *, silence_dbfs: float = -50.0) -> Encoded:
+async def transcode_to_mp3(
+    src: Path, dst: Path, *, silence_dbfs: float = -50.0, limit_seconds: float = FFMPEG_TIMEOUT_SECONDS
+) -> Encoded:
     """Decode ``src`` (any format ffmpeg reads; the header decides) into a mono voice MP3 at ``dst``.
 
     The MP3 is written to a ``.part`` file beside ``dst`` and renamed on success, so ``dst`` never holds
@@ -155,14 +160,18 @@ async def transcode_to_mp3(src: Path, dst: Path, *, silence_dbfs: float = -50.0)
 
     assert proc.stderr is not None
     try:
-        lines, peak, samples = await _read_stderr(proc.stderr)
-        returncode = await proc.wait()
-    except BaseException:
-        # Cancellation (job timeout, shutdown): do not leave ffmpeg running or the part file behind.
+        async with asyncio.timeout(limit_seconds):
+            lines, peak, samples = await _read_stderr(proc.stderr)
+            returncode = await proc.wait()
+    except BaseException as exc:
+        # Deadline, cancellation (shutdown): do not leave ffmpeg running or the part file behind.
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await asyncio.shield(proc.wait())
         _discard(part)
+        if isinstance(exc, TimeoutError):
+            reason = f"ffmpeg did not finish within {limit_seconds:.0f}s; killed"
+            raise AudioError(reason, temporary=True) from exc
         raise
 
     try:

@@ -53,7 +53,10 @@ async def fetch_recording(
     try:
         # Redirects are followed (Twilio may hand media off to its CDN); aiohttp drops the Authorization
         # header when a redirect leaves the origin, so credentials only ever go to api_base_url.
-        async with session.get(url, headers=headers, max_redirects=3) as response:
+        # sock_read: the session's total (300 s) alone lets a peer that stops sending hold a worker for
+        # minutes; a recording stream silent for twilio.timeout_seconds fails this attempt instead.
+        timeout = aiohttp.ClientTimeout(total=300, sock_connect=10, sock_read=twilio.timeout_seconds)
+        async with session.get(url, headers=headers, max_redirects=3, timeout=timeout) as response:
             if response.status in (404, 410):
                 raise TelephonyError(f"recording {url} is gone (HTTP {response.status})", temporary=False)
             if response.status in (401, 403):

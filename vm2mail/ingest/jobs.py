@@ -31,6 +31,7 @@ class CallInfo:
     called: str  # the E.164 number the caller dialled
     caller: str | None = None  # E.164, or None when the caller ID is withheld
     caller_name: str | None = None  # CNAM / display name, may be UTF-8
+    extension: str | None = None  # a PBX-internal caller's extension (no public number)
 
 
 @dataclass(kw_only=True)

@@ -14,16 +14,23 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
 
+from vm2mail import phone
 from vm2mail.config.model import Mailbox
 from vm2mail.errors import CryptoError
+from vm2mail.ingest import wording
 from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo
 from vm2mail.ingest.pgp import Encryptor
-from vm2mail.ingest.tags import UNKNOWN_CALLER
 from vm2mail.templating import environment, language_template
 
-GENERIC_SUBJECT = "Voicemail"  # outer Subject of encrypted mail for mailboxes with private_subject
+GENERIC_SUBJECT = "Voicemail"  # outer Subject of encrypted mail for private mailboxes
+GENERIC_SENDER = "Voicemail"  # outer From display name of encrypted mail for private mailboxes
+# Header fields that name or describe the caller: in a private mailbox they exist only inside the
+# encryption (protected headers), so neither the IMAP server nor its indexes learn who called.
+CALLER_FIELDS = frozenset(
+    {"from", "subject", "x-vm2mail-caller", "x-vm2mail-caller-name",
+     "x-vm2mail-caller-extension", "x-vm2mail-called", "x-vm2mail-duration"}
+)  # fmt: skip
 _TEMPLATE_NAMES = {VOICEMAIL: "voicemail", MISSED_CALL: "missed"}
-_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")  # ITU-T E.164: at most 15 digits after "+"
 _PREAMBLE = "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n"
 
 
@@ -43,18 +50,17 @@ class Voicemail:
     reply_to: str | None = None  # "reply+<token>@…": a reply by e-mail becomes an SMS to the caller
 
 
-def _clean(value: str) -> str:
-    """One line of printable text: CNAM and PBX names may carry control characters or line breaks."""
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
+_clean = wording.clean
 
 
-def caller_display(call: CallInfo) -> str:
-    return _clean(call.caller_name or "") or call.caller or UNKNOWN_CALLER
+def caller_display(call: CallInfo, mailbox: Mailbox) -> str:
+    """Who called, as the From display name shows it in the mailbox's language and country."""
+    return wording.who(call, mailbox)
 
 
-def callback_uri(caller: str | None) -> str | None:
+def callback_uri(caller: str | None, extension: str | None = None) -> str | None:
     """A ``tel:`` URI (RFC 3966 §3, global number) for E.164 callers; nothing for withheld or local ones."""
-    return f"tel:{caller}" if caller and _E164.match(caller) else None
+    return phone.tel_uri(caller, extension)
 
 
 def attachment_name(vm: Voicemail) -> str:
@@ -71,9 +77,13 @@ def template_context(vm: Voicemail) -> dict[str, object]:
         "kind": vm.kind,
         "is_voicemail": vm.kind == VOICEMAIL,
         "caller": vm.call.caller,
-        "caller_name": _clean(vm.call.caller_name or "") or None,
-        "callback_uri": callback_uri(vm.call.caller),
+        "caller_name": wording.name_of(vm.call),
+        "caller_display": wording.number_shown(vm.call, vm.recipient),  # "030 1234567" at home
+        "caller_extension": vm.call.extension,
+        "who": wording.who(vm.call, vm.recipient),  # name, number, extension or "Withheld number"
+        "callback_uri": callback_uri(vm.call.caller, vm.call.extension),
         "called": vm.call.called,
+        "called_display": phone.display(vm.call.called, vm.recipient.country) or vm.call.called,
         "call_id": vm.call.call_sid,
         "mailbox_id": vm.mailbox.id,
         "mailbox_name": vm.mailbox.name,
@@ -109,10 +119,13 @@ def _headers(vm: Voicemail, subject: str) -> list[tuple[str, object]]:
         raise ValueError(f"bad Message-ID {vm.message_id!r}")
     rcpt = vm.recipient
     to_addr = rcpt.email or f"{rcpt.id}@{vm.mail_domain}"
-    caller_name = _clean(vm.call.caller_name or "")
+    caller_name = wording.name_of(vm.call)
     headers: list[tuple[str, object]] = [
         # email.headerregistry encodes non-ASCII display names as RFC 2047 encoded-words.
-        ("From", Address(display_name=caller_display(vm.call), addr_spec=f"voicemail@{vm.mail_domain}")),
+        (
+            "From",
+            Address(display_name=caller_display(vm.call, rcpt), addr_spec=f"voicemail@{vm.mail_domain}"),
+        ),
         ("To", Address(display_name=_clean(rcpt.name), addr_spec=to_addr)),
         ("Date", vm.started.astimezone(rcpt.tz)),  # RFC 5322 §3.3, with the recipient's offset
         ("Subject", subject),
@@ -123,8 +136,11 @@ def _headers(vm: Voicemail, subject: str) -> list[tuple[str, object]]:
         headers.append(("Reply-To", vm.reply_to))  # RFC 5322 §3.6.2; vm2mail.smtp.replies signs it
     headers += [
         ("X-Vm2mail-Kind", vm.kind),
-        ("X-Vm2mail-Caller", vm.call.caller or "anonymous"),
     ]
+    if vm.call.caller or not vm.call.extension:
+        headers.append(("X-Vm2mail-Caller", vm.call.caller or "anonymous"))
+    if vm.call.extension:
+        headers.append(("X-Vm2mail-Caller-Extension", vm.call.extension))
     if caller_name:
         headers.append(("X-Vm2mail-Caller-Name", caller_name))
     headers += [
@@ -268,8 +284,7 @@ def compose(
             f"mailbox {vm.recipient.id} has gpg_recipients but no encryptor is configured", temporary=False
         )
 
-    outer_subject = GENERIC_SUBJECT if vm.recipient.private_subject else subject
-    outer_headers = [(n, outer_subject if n == "Subject" else v) for n, v in headers]
+    outer_headers = _outer(vm, headers)
     # Protected headers: the inner root repeats every header field (RFC 9788 §2), lists what the outer
     # message showed in HP-Outer fields (RFC 9788 §2.2), and is marked both the RFC 9788 way
     # (hp="cipher") and the older way clients still read (protected-headers="v1").
@@ -282,6 +297,27 @@ def compose(
     armored = encryptor.encrypt(bulk.splice(inner.as_bytes()), [*keys, *extra_recipients])
     outer_bulk = _Bulk()
     return outer_bulk.splice(_pgp_mime(outer_headers, armored, outer_bulk).as_bytes())
+
+
+def _outer(vm: Voicemail, headers: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    """The header fields the IMAP server sees on an encrypted message.
+
+    ``private``: "Voicemail" from a generic sender and nothing about the caller (no name, number,
+    called number, length, Reply-To); the protected headers inside repeat them all. ``private_subject``
+    (deprecated) only replaces the Subject.
+    """
+    rcpt = vm.recipient
+    if rcpt.private:
+        sender = Address(display_name=GENERIC_SENDER, addr_spec=f"voicemail@{vm.mail_domain}")
+        generic: dict[str, object] = {"from": sender, "subject": GENERIC_SUBJECT}
+        return [
+            (n, generic[n.lower()]) if n.lower() in generic else (n, v)
+            for n, v in headers
+            if n.lower() in generic or n.lower() not in CALLER_FIELDS
+        ]
+    if rcpt.private_subject:
+        return [(n, GENERIC_SUBJECT if n == "Subject" else v) for n, v in headers]
+    return list(headers)
 
 
 def _plain(value: object) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,11 +19,55 @@ from vm2mail.errors import CryptoError
 # v4 fingerprints are 40 hex digits (RFC 4880 §12.2), v5/v6 ones 64 (RFC 9580 §5.5.4).
 # A key found usable is not listed again for this long (a revocation within it fails at encryption).
 USABLE_CACHE_SECONDS = 30.0
+# gpg works in milliseconds here (FIELD-NOTES); one that has not finished after this long is stuck
+# (a wedged gpg-agent, a held keyring lock) and is killed so the job is retried, not the worker tied up.
+GPG_TIMEOUT_SECONDS = 60.0
 _FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 
 
 def _date(epoch: str) -> datetime | None:
     return datetime.fromtimestamp(int(epoch), UTC) if epoch.isdigit() else None
+
+
+class _BoundedGPG(gnupg.GPG):  # type: ignore[misc]  # python-gnupg ships no type hints
+    """gnupg.GPG whose every gpg process is killed after ``timeout`` seconds: python-gnupg has no timeout.
+
+    python-gnupg starts the process and collects its output in the calling thread, so the deadline
+    state is kept per thread: several workers may share one keyring object.
+    """
+
+    def __init__(self, *, timeout: float, **kwargs: Any) -> None:
+        self.timeout = timeout
+        self._local = threading.local()
+        super().__init__(**kwargs)
+
+    def _open_subprocess(self, args: Any, passphrase: bool = False) -> subprocess.Popen[bytes]:
+        process: subprocess.Popen[bytes] = super()._open_subprocess(args, passphrase)
+        state = {"expired": False}
+        timer = threading.Timer(self.timeout, _expire, (process, state))
+        timer.daemon = True
+        timer.start()
+        self._local.timer, self._local.state = timer, state
+        return process
+
+    def _collect_output(self, process: Any, result: Any, writer: Any = None, stdin: Any = None) -> Any:
+        try:
+            return super()._collect_output(process, result, writer, stdin)
+        finally:
+            timer = getattr(self._local, "timer", None)
+            if timer is not None:
+                timer.cancel()
+
+    def expired(self) -> bool:
+        """Whether the last gpg process this thread started was killed for running too long."""
+        state = getattr(self._local, "state", None)
+        return bool(state and state["expired"])
+
+
+def _expire(process: subprocess.Popen[bytes], state: dict[str, bool]) -> None:
+    state["expired"] = True
+    with contextlib.suppress(OSError):
+        process.kill()
 
 
 class Encryptor:
@@ -30,10 +77,10 @@ class Encryptor:
     (``asyncio.to_thread``), never on the event loop.
     """
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, timeout: float = GPG_TIMEOUT_SECONDS) -> None:
         self.home = home
         try:
-            self._gpg = gnupg.GPG(gnupghome=str(home))
+            self._gpg = _BoundedGPG(gnupghome=str(home), timeout=timeout)
         except (OSError, ValueError, RuntimeError) as exc:
             raise CryptoError(f"cannot run gpg with home {home}: {exc}", temporary=True) from exc
         self._gpg.encoding = "utf-8"
@@ -47,6 +94,7 @@ class Encryptor:
         if not fingerprints:
             return {}
         keys: list[dict[str, Any]] = list(self._gpg.list_keys(keys=list(fingerprints)))
+        self._check_deadline("listing keys")
         return {key["fingerprint"]: key for key in keys}
 
     def _problems(self, fingerprints: Sequence[str]) -> dict[str, str | None]:
@@ -134,7 +182,9 @@ class Encryptor:
             # trust decision. Never pass user IDs or short key IDs here.
             result = self._gpg.encrypt(data, recipients, armor=True, always_trust=True)
         except (OSError, ValueError) as exc:
+            self._check_deadline("encryption")
             raise CryptoError(f"gpg failed: {type(exc).__name__}: {exc}", temporary=False) from exc
+        self._check_deadline("encryption")
         if not result.ok or not result.data:
             status = result.status or "no status"
             lines = (result.stderr or "").splitlines()
@@ -154,8 +204,17 @@ class Encryptor:
         try:
             result = self._gpg.decrypt(data)
         except (OSError, ValueError) as exc:
+            self._check_deadline("decryption")
             raise CryptoError(f"gpg failed: {type(exc).__name__}: {exc}", temporary=False) from exc
+        self._check_deadline("decryption")
         if not result.ok:
             raise CryptoError(f"gpg cannot decrypt: {result.status or 'no status'}", temporary=False)
         plain: bytes = result.data
         return plain
+
+    def _check_deadline(self, what: str) -> None:
+        if self._gpg.expired():
+            # Temporary: a stuck agent or lock clears up; the job is retried, not failed.
+            raise CryptoError(
+                f"gpg {what} did not finish within {self._gpg.timeout:.0f}s; killed", temporary=True
+            )

@@ -61,6 +61,8 @@ class Spool:
         self._ready: list[tuple[float, str]] = []  # heap of (not_before, job id) in new/
         self._queued: set[str] = set()
         self._wakeup: asyncio.Event | None = None
+        self._claimed: set[str] = set()  # jobs this process moved to cur/ and has not settled yet
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop ``claim`` waits on
 
     # -- layout ---------------------------------------------------------------------------------
     def dir(self, state: str) -> Path:
@@ -126,7 +128,7 @@ class Spool:
             fsync_dir(self.dir("new"))
         except OSError as exc:
             raise SpoolError(f"cannot write job {job.id}: {exc}") from exc
-        self._enqueue(job.id, job.not_before)
+        self._requeue(job.id, job.not_before)
         return True
 
     async def submit(self, job: Job, blob: bytes | None = None, blob_suffix: str = ".bin") -> bool:
@@ -146,12 +148,32 @@ class Spool:
             os.replace(self.path("new", job_id), self.path("cur", job_id))
         except FileNotFoundError:
             return None  # discarded or claimed meanwhile
+        self._claimed.add(job_id)
         return Job.from_json(self.path("cur", job_id).read_bytes())
+
+    def release_claimed_sync(self) -> list[str]:
+        """Give back every job this process claimed and did not settle (shutdown): cur/ → new/.
+
+        The job goes back as last checkpointed, its attempts unchanged, so the next start (here or
+        on another instance sharing the spool) resumes it; the Message-ID search before APPEND keeps
+        a delivery that was cut off half-way from landing twice. Only this process's claims are
+        touched: a CLI delivery running beside the gateway keeps its own.
+        """
+        released = []
+        for job_id in sorted(self._claimed.copy()):  # worker threads may settle jobs meanwhile
+            with contextlib.suppress(FileNotFoundError):  # settled meanwhile by a worker thread
+                os.replace(self.path("cur", job_id), self.path("new", job_id))
+                released.append(job_id)
+        self._claimed.clear()
+        if released:
+            fsync_dir(self.dir("new"))
+        return released
 
     async def claim(self) -> Job:
         """Wait for the next job whose time has come and move it to cur/."""
         if self._wakeup is None:
             self._wakeup = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         while True:
             now = time.time()
             if self._ready and self._ready[0][0] <= now:
@@ -193,16 +215,40 @@ class Spool:
         self._rewrite(job, "cur")
 
     def retry_sync(self, job: Job, delay: float, reason: str) -> None:
+        self._claimed.discard(job.id)
         job.attempts += 1
         job.not_before = time.time() + delay
         job.history.append(f"{_now()}: attempt {job.attempts} failed, retry in {delay:.0f}s: {reason}")
         self._rewrite(job, "cur")
         os.replace(self.path("cur", job.id), self.path("new", job.id))
-        self._enqueue(job.id, job.not_before)
+        self._requeue(job.id, job.not_before)
+
+    def _requeue(self, job_id: str, not_before: float) -> None:
+        """Queue ``job_id`` and wake ``claim``, from any thread (``_sync`` methods run in workers)."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or loop is running or loop.is_closed():
+            self._enqueue(job_id, not_before)  # on the loop's thread, or nobody waiting yet
+            if self._wakeup is not None and loop is running:
+                self._wakeup.set()
+            return
+        # asyncio.Event and the heap belong to the loop: set from a worker thread, the waiter might never
+        # be woken (Event.set is not thread-safe) and the heap could be changed under claim().
+        try:
+            loop.call_soon_threadsafe(self._wake_with, job_id, not_before)
+        except RuntimeError:  # the loop closed meanwhile: nobody waits, a later claim() finds it
+            self._enqueue(job_id, not_before)
+
+    def _wake_with(self, job_id: str, not_before: float) -> None:
+        self._enqueue(job_id, not_before)
         if self._wakeup is not None:
             self._wakeup.set()
 
     def finish_sync(self, job: Job, note: str = "delivered") -> None:
+        self._claimed.discard(job.id)
         job.history.append(f"{_now()}: {note}")
         self._rewrite(job, "done")
         with contextlib.suppress(FileNotFoundError):
@@ -210,6 +256,7 @@ class Spool:
         self._drop_blob(job)
 
     def fail_sync(self, job: Job, reason: str) -> None:
+        self._claimed.discard(job.id)
         job.history.append(f"{_now()}: FAILED permanently: {reason}")
         self._rewrite(job, "failed")
         with contextlib.suppress(FileNotFoundError):

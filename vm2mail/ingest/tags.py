@@ -24,15 +24,18 @@ class VoicemailTags:
     caller: str | None  # E.164, None when withheld
     caller_name: str | None
     called: str  # the E.164 number dialled
-    date: datetime  # aware; pass it in the listener's zone (ID3 timestamps carry no zone)
+    date: datetime  # aware; in the listener's zone: TDRC holds its wall clock, TXXX "recorded" the offset
     duration: float  # seconds
     mailbox: str  # the called mailbox's id
     call_id: str  # Twilio CallSid or the PBX's call id
+    comment: str | None = None  # in the listener's language; an English one is made when None
+    artist: str | None = None  # who called, as the listener reads it; caller_name/caller when None
+    extension: str | None = None  # a PBX-internal caller's extension
 
 
 def artist(tags: VoicemailTags) -> str:
     """The name a player shows as the artist: caller name, else number, else "Unknown caller"."""
-    return tags.caller_name or tags.caller or UNKNOWN_CALLER
+    return tags.artist or tags.caller_name or tags.caller or UNKNOWN_CALLER
 
 
 def write_tags(mp3: Path, tags: VoicemailTags) -> None:
@@ -51,11 +54,14 @@ def write_tags(mp3: Path, tags: VoicemailTags) -> None:
     id3.add(_id3.TDRC(encoding=utf8, text=[_id3.ID3TimeStamp(tags.date.strftime("%Y-%m-%dT%H:%M:%S"))]))
     # TLEN: length in milliseconds, as a numeric string (ID3v2.4 native frames §4.2.3).
     id3.add(_id3.TLEN(encoding=utf8, text=[str(round(tags.duration * 1000))]))
-    comment = f"Voicemail from {artist(tags)} for {tags.called}, mailbox {tags.mailbox}, call {tags.call_id}"
+    comment = tags.comment or (
+        f"Voicemail from {artist(tags)} for {tags.called}, mailbox {tags.mailbox}, call {tags.call_id}"
+    )
     id3.add(_id3.COMM(encoding=utf8, lang="eng", desc="", text=[comment]))
     extra = {
         "caller": tags.caller or "anonymous",
         "caller_name": tags.caller_name,
+        "extension": tags.extension,
         "called": tags.called,
         "mailbox": tags.mailbox,
         "call_id": tags.call_id,

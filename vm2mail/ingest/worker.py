@@ -17,7 +17,7 @@ import aiohttp
 from vm2mail import logsetup, metrics
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import AudioError, CryptoError, MailStoreError, SpoolError, TelephonyError, Vm2mailError
-from vm2mail.ingest import jobs
+from vm2mail.ingest import jobs, wording
 from vm2mail.ingest.audio import Encoded, transcode_to_mp3
 from vm2mail.ingest.fetch import fetch_recording
 from vm2mail.ingest.jobs import Job
@@ -100,7 +100,7 @@ class Pipeline:
         except Vm2mailError as exc:
             await self._settle_failure(job, exc, str(exc))
         except asyncio.CancelledError:
-            raise  # shutdown: the job stays in cur/ and is requeued at the next start
+            raise  # shutdown: serve gives the job back to new/ (Spool.release_claimed_sync)
         except Exception as exc:  # a bug must not lose the job: keep it, retry, and say so loudly
             log.exception("job=%s unexpected error", job.id)
             await self._settle_failure(job, Vm2mailError(repr(exc), temporary=True), repr(exc))
@@ -224,15 +224,20 @@ class Pipeline:
             job.history.append(f"recording is {why}: delivered as a missed call")
             job.kind = jobs.MISSED_CALL
             return None
+        # One MP3 serves every copy of a group's voicemail: it speaks the called mailbox's language
+        # and shows its local time (ID3 TDRC has no zone; the "recorded" TXXX keeps the offset).
         tags = VoicemailTags(
-            title=f"Voicemail from {job.call.caller_name or job.call.caller or 'unknown caller'}",
+            title=wording.title(job.call, mailbox),
             caller=job.call.caller,
             caller_name=job.call.caller_name,
             called=job.call.called,
-            date=job.started,
+            date=job.started.astimezone(mailbox.tz),
             duration=encoded.duration,
             mailbox=mailbox.id,
             call_id=job.call.call_sid,
+            comment=wording.comment(job.call, mailbox, mailbox, job.started),
+            artist=wording.who(job.call, mailbox),
+            extension=job.call.extension,
         )
         await run_batch(write_tags, encoded.path, tags)
         return encoded

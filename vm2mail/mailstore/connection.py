@@ -104,6 +104,12 @@ class ImapConnection:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # Our own cancellation (SIGTERM) arrived while the command wound down: the suppress
+                # above must not turn it into a MailStoreError that a caller retries forever.
+                self.broken = True
+                raise asyncio.CancelledError
             reason = "connection closed by server" if self._lost.is_set() else "timed out"
             raise self.error(f"{what}: {reason}")
         try:

@@ -20,6 +20,8 @@ from vm2mail.telephony.webhooks import caller_number
 
 log = logging.getLogger(__name__)
 
+UNKNOWN_MAILBOX = "?"  # in the state after digits that name no mailbox; no mailbox id has this form
+
 MAX_TIMEOUTS = 2  # a timeout re-prompts once; the second in a row says goodbye
 LOGIN_STEPS = frozenset({"box", "pin", "greet"})
 
@@ -93,7 +95,10 @@ class Menu:
             return self._ask_login(call, state.next(quiet=state.quiet + 1))
         if state.step == "box":
             # Known or not, ask for the PIN: the caller learns nothing about which mailboxes exist.
-            pin_state = state.next(step="pin", mailbox=call.digits[:20], quiet=0)
+            # Only a configured mailbox id goes into the state (a URL Twilio and proxies log): digits
+            # that name none, perhaps a PIN typed too early, are never written anywhere.
+            known = call.digits if call.digits in config.mailboxes else UNKNOWN_MAILBOX
+            pin_state = state.next(step="pin", mailbox=known, quiet=0)
             return call.page(pin_state, [call.prompt("menu-pin.j2")], collect=True)
         mailbox = config.mailboxes.get(state.mailbox)
         if mailbox is not None and mailbox.is_group:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 
+from vm2mail import phone
 from vm2mail.mailstore.voicemails import FLAGGED, SEEN, Entry, Listing, counts
 from vm2mail.menu.call import Call
 from vm2mail.menu.state import HEARD_KEEP, MenuState
@@ -46,13 +48,33 @@ def message_page(call: Call, state: MenuState, items: list[twiml.Spoken]) -> str
     return call.page(state.next(step="msg", quiet=0), [*items, call.prompt("menu-after-message.j2")])
 
 
+async def reveal(call: Call, entry: Entry) -> Entry:
+    """``entry`` with the caller details a private mailbox keeps only inside the encryption, read from
+    the message decrypted with the playback key (cached with its audio); unchanged elsewhere."""
+    mailbox = call.mailbox
+    assert mailbox is not None
+    if not (mailbox.private and entry.encrypted and entry.caller is None and entry.caller_name is None):
+        return entry
+    found = await call.deps.playback.details(mailbox, mailbox.folder, entry.uid)
+    caller = found.get("X-Vm2mail-Caller")
+    duration = found.get("X-Vm2mail-Duration", "")
+    return dataclasses.replace(
+        entry,
+        caller=None if phone.withheld(caller) or not phone.is_e164(caller or "") else caller,
+        caller_name=found.get("X-Vm2mail-Caller-Name") or None,
+        called=found.get("X-Vm2mail-Called") or entry.called,
+        duration=int(duration) if duration.isdigit() else entry.duration,
+    )
+
+
 async def envelope_prompt(call: Call, entry: Entry, *, callback: bool) -> twiml.Spoken:
     mailbox = call.mailbox
     assert mailbox is not None
     return call.prompt(
         "menu-envelope.j2",
         when=entry.date.astimezone(mailbox.tz),
-        caller=entry.caller,
+        # Spoken as the user dials it: "0 3 0 …" at home, "4 3 1 …" (country code first) from abroad.
+        caller=phone.display(entry.caller, mailbox.country),
         caller_name=entry.caller_name,
         duration=entry.duration,
         callback=callback,
@@ -87,7 +109,8 @@ async def play(
         playable = await call.deps.playback.audio(mailbox, mailbox.folder, entry.uid) is not None
     heard = state.heard
     if playable:
-        items.append(twiml.Play(call.deps.playback.url(mailbox, mailbox.folder, entry.uid)))
+        url = call.deps.playback.url(mailbox, mailbox.folder, entry.uid, listing.uidvalidity)
+        items.append(twiml.Play(url))
         if entry.new:
             await call.deps.voicemails.set_flags(mailbox, [entry.uid], add=(SEEN,))
             # Heard in this call: it stays in the "new" sequence for 4/6, though now \Seen.
@@ -206,6 +229,7 @@ async def envelope(call: Call, state: MenuState) -> str:
     if entry is None:
         name = "menu-gone.j2" if state.uid else "menu-no-message.j2"
         return message_page(call, state, [call.prompt(name)])
+    entry = await reveal(call, entry)
     prompt = await envelope_prompt(call, entry, callback=entry.caller is not None)
     return call.page(state.next(step="env", quiet=0), [prompt])
 
@@ -215,6 +239,7 @@ async def callback(call: Call, state: MenuState) -> str:
     mailbox = call.mailbox
     assert mailbox is not None
     entry = await current(call, state)
+    entry = await reveal(call, entry) if entry is not None else None
     if entry is None or entry.caller is None:
         return message_page(call, state, [call.prompt("menu-no-callback.j2")])
     caller_id = mailbox.numbers[0] if mailbox.numbers else call.form.get("To", "")

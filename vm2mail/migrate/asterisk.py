@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from vm2mail import phone
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import Vm2mailError
 from vm2mail.ingest.batch import DISCARDED, Batch, job_state, run_all
@@ -32,7 +33,6 @@ AUDIO_SUFFIXES = (".wav", ".WAV", ".gsm")  # preference order when several forma
 _MSG = re.compile(r"^msg(\d{4})\.txt$")
 _CALLERID = re.compile(r'^\s*"?(?P<name>[^"<]*?)"?\s*<(?P<number>[^>]*)>\s*$')
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_NO_CALLER = ("", "unknown", "anonymous", "private", "restricted", "<unknown>")
 
 # Outcomes, one per message.
 IMPORTED = "imported"
@@ -73,8 +73,8 @@ def parse_callerid(raw: str) -> tuple[str | None, str | None]:
     raw = raw.strip()
     match = _CALLERID.match(raw)
     name, number = (match.group("name").strip(), match.group("number").strip()) if match else ("", raw)
-    number = "" if number.lower() in _NO_CALLER else number
-    name = "" if name.lower() in _NO_CALLER or name == number else name
+    number = "" if phone.withheld(number) else number
+    name = "" if phone.withheld(name) or name == number else name
     return number or None, name or None
 
 
@@ -144,6 +144,13 @@ def scan(root: Path, mapping: dict[str, str]) -> tuple[list[AsteriskMessage], li
 def to_job(config: Config, mailbox: Mailbox, message: AsteriskMessage) -> Job:
     key = message.key
     started = datetime.fromtimestamp(message.origtime, UTC)
+    # Asterisk stores the caller ID as the trunk delivered it ("030…", "0049…"): read it as the
+    # SMTP ingress does, in the mailbox's country; what is neither a number nor an extension stays
+    # visible in the name.
+    reading = phone.read(message.caller, mailbox.country)
+    name = message.caller_name
+    if message.caller and reading.number is None and reading.extension is None:
+        name = f"{name} ({message.caller})" if name else message.caller
     return Job(
         id=f"asterisk-{mailbox.id}-{key}"[:128],
         kind=VOICEMAIL,
@@ -153,8 +160,9 @@ def to_job(config: Config, mailbox: Mailbox, message: AsteriskMessage) -> Job:
         call=CallInfo(
             call_sid=f"asterisk-{message.msg_id or key}",
             called=mailbox.numbers[0] if mailbox.numbers else mailbox.id,
-            caller=message.caller,
-            caller_name=message.caller_name,
+            caller=reading.number,
+            caller_name=name,
+            extension=reading.extension,
         ),
         started_at=started.isoformat(),
         recording_duration=message.duration,

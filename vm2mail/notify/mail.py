@@ -16,7 +16,6 @@ from vm2mail.errors import Vm2mailError
 
 log = logging.getLogger(__name__)
 
-TIMEOUT_SECONDS = 30.0
 # Replies that mean the relay is misconfigured on our side (RFC 4954 §6 AUTH, RFC 3207 STARTTLS):
 # fixing the configuration makes the same message go through, so they count as temporary.
 _CONFIG_CODES = frozenset({454, 530, 534, 535, 538})
@@ -48,10 +47,11 @@ def _context(relay: SmtpRelayConfig) -> ssl.SSLContext:
 
 def _send_sync(relay: SmtpRelayConfig, message: EmailMessage, to: str) -> None:
     client: smtplib.SMTP
+    limit = relay.timeout_seconds  # smtplib applies it to the connect and to every read and write
     if relay.security == "tls":  # RFC 8314 implicit TLS (port 465)
-        client = smtplib.SMTP_SSL(relay.host, relay.port, timeout=TIMEOUT_SECONDS, context=_context(relay))
+        client = smtplib.SMTP_SSL(relay.host, relay.port, timeout=limit, context=_context(relay))
     else:
-        client = smtplib.SMTP(relay.host, relay.port, timeout=TIMEOUT_SECONDS)
+        client = smtplib.SMTP(relay.host, relay.port, timeout=limit)
     with client:
         client.ehlo()
         if relay.security == "starttls":

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from vm2mail import phone
 from vm2mail.config.model import Mailbox
+from vm2mail.ingest import wording
 from vm2mail.mailstore.voicemails import Entry
 from vm2mail.notify.policy import NOTIFY
 from vm2mail.templating import environment, language_template
@@ -34,8 +36,14 @@ def voicemail_context(
 ) -> dict[str, object]:
     """The variables of the notify/reminder templates: caller, time in the owner's zone, duration."""
     started = entry.date.astimezone(owner.tz)
+    words = wording.words(language)
+    shown = phone.display(entry.caller, owner.country)
+    # A private mailbox's headers name no caller: unknown here, not withheld.
+    nobody = words["unknown"] if owner.private and entry.encrypted else words["withheld"]
     return {
         "caller": entry.caller,
+        "caller_display": shown,  # "030 1234567" for a German owner, "+43 1 5123456" from Austria
+        "who": entry.caller_name or shown or nobody,
         "caller_name": entry.caller_name,
         "started": started,
         "tz_abbr": started.tzname() or "",
@@ -72,6 +80,8 @@ def voicemail_texts(
 
 def alert_texts(subject: str, text: str, language: str, override: Path | None, suppressed: int) -> Texts:
     """The admin alert: ``subject`` and ``text`` as given by the caller, wrapped by the alert templates."""
+    # The templates say who is writing ("vm2mail alert:", "[vm2mail]"); callers' subjects may too.
+    subject = subject.removeprefix("vm2mail: ")
     context: dict[str, object] = {"subject": subject, "text": text, "suppressed": suppressed}
     return Texts(
         sms=_one_line(_render("sms", language, "alert.j2", override, context))[:SMS_MAX_CHARS],

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -153,8 +154,12 @@ class IngressHandler:
         assert ingress is not None
         user = session.auth_data if isinstance(session.auth_data, str) else None
         rule = pbx.rule_for(ingress.clients, peer_host(session), user)
+        # The PBX's country and zone are its users': the first recipient's (or the defaults').
+        first = config.mailboxes.get(envelope.mailboxes[0]) if envelope.mailboxes else None
+        country = first.country if first else config.defaults.country
+        tz = first.tz if first else ZoneInfo(config.defaults.timezone)
         try:
-            vm = pbx.parse(parsed, rule, now=datetime.now(UTC))
+            vm = pbx.parse(parsed, rule, now=datetime.now(UTC), country=country, tz=tz)
         except pbx.NotVoicemail as exc:
             SMTP_MESSAGES.labels(result="not_voicemail").inc()
             return f"554 5.6.0 Not a voicemail: {exc}"
@@ -186,6 +191,7 @@ class IngressHandler:
                         called=box.numbers[0] if box.numbers else "",
                         caller=vm.caller,
                         caller_name=vm.caller_name,
+                        extension=vm.extension,
                     ),
                     started_at=vm.started.isoformat(),
                     recording_duration=vm.duration if vm.duration is not None else round(length),

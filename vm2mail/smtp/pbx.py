@@ -11,15 +11,16 @@ import re
 import struct
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from vm2mail import phone
 from vm2mail.config.model import SmtpClientRule
 from vm2mail.errors import AudioError
+from vm2mail.smtp.pbxdate import body_date, header_date
 
 AUDIO_SUFFIXES = {
     ".wav": ".wav",
@@ -45,8 +46,6 @@ _BUILTIN_DURATION = (
     re.compile(r"^\s*(?:Length|Duration):\s*(?P<duration>\d+(?::\d{2}){0,2})", re.M | re.I),
 )
 _CID = re.compile(r'^\s*"?(?P<name>[^"<]*?)"?\s*<(?P<number>[^>]*)>\s*$')
-_UNKNOWN = {"", "unknown", "anonymous", "an unknown caller", "private", "restricted", "withheld"}
-_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 _WAV_TAGS = {0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031, 0x0055, 0xFFFE}
 
 
@@ -60,6 +59,7 @@ class PbxVoicemail:
     suffix: str  # ".wav", ".gsm", ".mp3", ".ogg", ".m4a": ffmpeg needs it for headerless GSM
     caller: str | None  # E.164, or None when withheld or not a public number
     caller_name: str | None
+    extension: str | None  # an internal caller's extension (or the extension of ``caller``)
     duration: int | None  # seconds, as the PBX reported it
     started: datetime  # aware
     message_id: str | None
@@ -135,21 +135,15 @@ def rule_for(rules: tuple[SmtpClientRule, ...], peer: str | None, user: str | No
     return None
 
 
-def e164(raw: str) -> str | None:
-    digits = re.sub(r"[\s().\-/]", "", raw)
-    if digits.startswith("00"):
-        digits = "+" + digits[2:]
-    return digits if _E164.match(digits) else None
-
-
 def split_caller_id(value: str) -> tuple[str | None, str | None]:
     """``"Max" <+4930123>`` / ``Max <4930123>`` / ``4930123`` → (number text, name)."""
     value = " ".join(value.split())
-    if value.lower() in _UNKNOWN:
+    if phone.withheld(value):
         return None, None
     if match := _CID.match(value):
         name = match.group("name").strip() or None
-        return match.group("number").strip() or None, name
+        number = match.group("number").strip()
+        return (None if phone.withheld(number) else number), (None if phone.withheld(name) else name)
     if re.fullmatch(r"[+0-9()\s.\-/]+", value):
         return value, None
     return None, value
@@ -226,20 +220,40 @@ def _audio_part(parsed: Parsed) -> tuple[bytes, str]:
     return data, suffix
 
 
-def _started(message: EmailMessage, now: datetime) -> datetime:
+def _started(message: EmailMessage, body: str, now: datetime, tz: tzinfo) -> datetime:
     orig = str(message.get("X-Asterisk-VM-Orig-time", "")).strip()
     if orig.isdigit():
         return datetime.fromtimestamp(int(orig), UTC)
-    date = message.get("Date")
-    if date is not None:
-        with contextlib.suppress(TypeError, ValueError, IndexError):
-            when = parsedate_to_datetime(str(date))
-            return when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # RFC 5322 "-0000"
-    return now
+    return header_date(header(message, "Date")) or body_date(body, tz) or now
 
 
-def parse(parsed: Parsed, rule: SmtpClientRule | None, *, now: datetime) -> PbxVoicemail:
-    """Caller, duration, time and the one audio attachment; NotVoicemail when there is no audio."""
+def _stripped(name: str) -> str:
+    """What Asterisk leaves of a name in X-Asterisk-CallerIDName: non-ASCII bytes dropped."""
+    return " ".join("".join(ch for ch in name if ch.isascii()).split())
+
+
+def best_name(header_name: str | None, body_name: str | None) -> str | None:
+    """The header's name, unless the body has the same name with the letters the header lost."""
+    if not header_name or not body_name:
+        return header_name or body_name
+    lossy = header_name.replace("?", "")
+    if body_name != header_name and _stripped(body_name).replace("?", "") in (lossy, _stripped(lossy)):
+        return body_name
+    return header_name
+
+
+def parse(
+    parsed: Parsed,
+    rule: SmtpClientRule | None,
+    *,
+    now: datetime,
+    country: str | None = None,
+    tz: tzinfo = UTC,
+) -> PbxVoicemail:
+    """Caller, duration, time and the one audio attachment; NotVoicemail when there is no audio.
+
+    ``country`` reads national numbers ("030…"), ``tz`` a date in the body that carries no zone.
+    """
     message = parsed.message
     audio, suffix = _audio_part(parsed)
     subject = header(message, "Subject")
@@ -252,7 +266,7 @@ def parse(parsed: Parsed, rule: SmtpClientRule | None, *, now: datetime) -> PbxV
             number_text, name = split_caller_id(value)
             break
     for name_ in ("X-Asterisk-CallerIDName", "X-Asterisk-VM-Caller-ID-Name"):
-        if (value := header(message, name_)) and value.lower() not in _UNKNOWN:
+        if (value := header(message, name_)) and not phone.withheld(value):
             name = value
             break
     duration_text = str(message.get("X-Asterisk-VM-Duration", "")).strip() or None
@@ -267,28 +281,31 @@ def parse(parsed: Parsed, rule: SmtpClientRule | None, *, now: datetime) -> PbxV
             name = _search(rule.caller_name_pattern, texts, "caller_name")
         if duration_text is None and rule.duration_pattern:
             duration_text = _search(rule.duration_pattern, texts, "duration")
-    if number_text is None and name is None:
-        for regex in _BUILTIN_CALLER:
-            if found := _search(regex, texts[1:], "caller"):
-                number_text, name = split_caller_id(found)
-                break
+    for regex in _BUILTIN_CALLER:
+        if found := _search(regex, texts[1:], "caller"):
+            body_number, body_name = split_caller_id(found)
+            # The body is written in the mail's charset (UTF-8, ISO-8859-1) and keeps the full name
+            # Asterisk strips from its header ("Jörg Müller" for "Jrg Mller").
+            number_text, name = number_text or body_number, best_name(name, body_name)
+            break
     if duration_text is None:
         for regex in _BUILTIN_DURATION:
             if duration_text := _search(regex, texts[1:], "duration"):
                 break
 
-    caller = e164(number_text) if number_text else None
-    if number_text and caller is None:
-        # An extension or a national number: not dialable as E.164, but the user should still see it.
+    reading = phone.read(number_text, country)
+    if number_text and reading.number is None and reading.extension is None:
+        # Neither a public number nor an extension: the user should still see what the PBX said.
         name = f"{name} ({number_text})" if name else number_text
     message_id = str(message.get("Message-ID", "")).strip() or None
     return PbxVoicemail(
         audio=audio,
         suffix=suffix,
-        caller=caller,
+        caller=reading.number,
         caller_name=name,
+        extension=reading.extension,
         duration=seconds(duration_text) if duration_text else None,
-        started=_started(message, now),
+        started=_started(message, texts[1], now, tz),
         message_id=message_id,
     )
 
@@ -345,7 +362,9 @@ async def check_audio(data: bytes, suffix: str, scratch: Path) -> float:
     streams = info.get("streams") or []
     if proc.returncode != 0 or not streams:
         reason = err.decode(errors="replace").strip().splitlines()[-1:] or ["no audio stream"]
-        raise AudioError(f"the audio attachment cannot be decoded: {reason[0].replace(str(path), '')}")
+        # ffprobe names the file first ("/tmp/probe-….mp3: Invalid data …"): the sender knows no such file.
+        detail = reason[0].replace(f"{path}: ", "").replace(str(path), "the attachment").strip(" :")
+        raise AudioError(f"the audio attachment cannot be decoded: {detail}")
     for value in (streams[0].get("duration"), (info.get("format") or {}).get("duration")):
         with contextlib.suppress(TypeError, ValueError):
             return float(str(value))

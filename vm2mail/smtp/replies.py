@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
 
+from vm2mail import phone
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import TelephonyError
 from vm2mail.ingest.spool import fsync_dir
@@ -26,12 +27,11 @@ from vm2mail.ingest.spool import fsync_dir
 log = logging.getLogger(__name__)
 
 PREFIX = "reply+"
-_VERSION = 1
+_VERSION = 2  # v2 masks the caller's digits (v1 tokens, with readable digits, are still accepted)
 # Domain separation: this key signs reply tokens only, never media URLs or menu state.
 _CONTEXT = b"vm2mail smtp reply token v1"
 _MAC_BYTES = 10  # 80 bits: a forger gets one guess per SMTP transaction
 _HEAD = struct.Struct(">BH7s")  # version, expiry (days since 1970), caller digits (uint56)
-_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 _DAY = 86400
 
 SendSms = Callable[[str, str, str], Awaitable[str]]
@@ -60,23 +60,33 @@ def _mac(config: Config, data: bytes) -> bytes:
     return hmac.new(_key(config), data, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
-def make_token(config: Config, mailbox_id: str, caller: str, *, now: float | None = None) -> str:
-    """``base32(version | expiry | caller | mac | mailbox id)``: lower-case, fits an RFC 5321 local part.
+def _mask(config: Config, mac: bytes) -> bytes:
+    """The pad over the caller's digits: Reply-To is an outer header the IMAP server reads, and a
+    private mailbox must not show it who called (SIV-style: the pad derives from the MAC)."""
+    return hmac.new(_key(config), b"caller-mask" + mac, hashlib.sha256).digest()[:7]
 
-    Base32 rather than base64url because some mail systems change the case of local parts.
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def make_token(config: Config, mailbox_id: str, caller: str, *, now: float | None = None) -> str:
+    """``base32(version | expiry | masked caller | mac | mailbox id)``: lower-case, fits an RFC 5321
+    local part. Base32 rather than base64url because some mail systems change the case of local parts.
     """
     assert config.smtp_ingress is not None
     days = int((time.time() if now is None else now) // _DAY) + config.smtp_ingress.reply_token_days
-    head = _HEAD.pack(_VERSION, days, int(caller[1:]).to_bytes(7, "big"))
+    digits = int(caller[1:]).to_bytes(7, "big")
     box = mailbox_id.encode()
-    raw = head + _mac(config, head + box) + box
+    mac = _mac(config, _HEAD.pack(_VERSION, days, digits) + box)
+    raw = _HEAD.pack(_VERSION, days, _xor(digits, _mask(config, mac))) + mac + box
     return base64.b32encode(raw).decode().rstrip("=").lower()
 
 
 def reply_address(config: Config, mailbox: Mailbox, caller: str | None) -> str | None:
     """The Reply-To address for a voicemail in ``mailbox`` from ``caller``; None when nobody can be texted."""
     ingress = config.smtp_ingress
-    if ingress is None or not config.twilio.sms_from or not caller or not _E164.match(caller):
+    if ingress is None or not config.twilio.sms_from or not caller or not phone.is_e164(caller):
         return None
     if not mailbox.email:
         return None  # nobody could prove to be the owner
@@ -97,11 +107,14 @@ def verify_token(config: Config, token: str, *, now: float | None = None) -> Rep
         raw[_HEAD.size : _HEAD.size + _MAC_BYTES],
         raw[_HEAD.size + _MAC_BYTES :],
     )
+    version, days, digits = _HEAD.unpack(head)
+    if version == _VERSION:
+        digits = _xor(digits, _mask(config, mac))
+        head = _HEAD.pack(version, days, digits)
     if not hmac.compare_digest(mac, _mac(config, head + box)):
         raise forged
-    version, days, digits = _HEAD.unpack(head)
     mailbox = config.mailboxes.get(box.decode(errors="replace"))
-    if version != _VERSION or mailbox is None:
+    if version not in (1, _VERSION) or mailbox is None:
         raise forged
     if days < int((time.time() if now is None else now) // _DAY):
         raise ReplyRefused("550 5.7.1 This reply address has expired; no SMS was sent")
@@ -143,7 +156,17 @@ def reply_text(message: EmailMessage, max_chars: int) -> str:
     cleaned = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
     if not cleaned:
         raise ReplyRefused("550 5.6.0 The reply has no text of its own; no SMS was sent")
-    return cleaned[:max_chars].rstrip()
+    return cut(cleaned, max_chars)
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, ending at a word boundary where there is one in the
+    second half (a single long word is cut hard): an SMS that ends mid-word reads as an error."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]
+    space = max(head.rfind(" "), head.rfind("\n"))
+    return (text[:space] if space > limit // 2 else text[:limit]).rstrip()
 
 
 def _is_auto_reply(message: EmailMessage) -> bool:

@@ -8,6 +8,7 @@ import logging
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from typing import AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope
 
@@ -21,6 +22,12 @@ log = logging.getLogger(__name__)
 
 # RFC 5321 §4.5.3.2.7 suggests at least 5 minutes idle time; PBXs send one message and quit.
 TIMEOUT_SECONDS = 300
+# The greeting names no software or version (aiosmtpd's default is "Python SMTP 1.4.6"): that only
+# helps someone looking for a server with a known bug. RFC 5321 §4.2 asks for "ESMTP" in the banner.
+IDENT = "ESMTP"
+# aiosmtpd refuses a too-big MAIL FROM SIZE= (RFC 1870 §6.1) without an enhanced status code.
+_SIZE_REFUSED = "552 Error: message size exceeds fixed maximum message size"
+SIZE_REPLY = "552 5.3.4 Message size exceeds fixed maximum message size"  # RFC 3463 §3.4
 
 
 class _NoLoginDataWarning(logging.Filter):
@@ -52,6 +59,12 @@ class _Protocol(SMTP):
 
     def _create_envelope(self) -> Envelope:
         return VmEnvelope()
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str) and status == _SIZE_REFUSED:
+            await super().push(SIZE_REPLY)
+        else:
+            await super().push(status)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._sessions.add(self)
@@ -134,6 +147,7 @@ class SmtpIngress:
             self._sessions,
             self.handler,
             hostname=self.ingress.hostname,
+            ident=IDENT,
             data_size_limit=self.ingress.max_message_bytes,
             tls_context=self._tls,
             auth_require_tls=True,  # AUTH is not even offered before STARTTLS (538 5.7.11 if tried)

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import tempfile
 import time
 from collections import OrderedDict
@@ -30,8 +31,13 @@ log = logging.getLogger(__name__)
 
 MEDIA_PATH = "/media/{token}"
 SUFFIX = ".mp3"
-# Domain separation (as in vm2mail.menu.state): this key signs media URLs and nothing else.
-_LABEL = b"vm2mail/media-url/v1"
+# Domain separation (as in vm2mail.menu.state): these keys sign and seal media URLs and nothing else.
+_LABEL = b"vm2mail/media-url/v2"
+_SEAL_LABEL = b"vm2mail/media-url/v2/seal"
+_NONCE_BYTES = 12
+_MAC_BYTES = 16
+# Header fields of the decrypted message the menu may announce (a private mailbox keeps them only inside).
+DETAIL_FIELDS = ("X-Vm2mail-Caller", "X-Vm2mail-Caller-Name", "X-Vm2mail-Duration", "X-Vm2mail-Called")
 CACHE_ENTRIES = 32
 CACHE_BYTES = 32 * 1024 * 1024
 _AUDIO_NAMES = (".mp3", ".wav", ".gsm", ".ogg", ".opus", ".m4a", ".amr", ".flac", ".au")
@@ -52,30 +58,55 @@ def _media_key(secret: str) -> bytes:
     return hmac.new(secret.encode("utf-8"), _LABEL, hashlib.sha256).digest()
 
 
-def sign(secret: str, mailbox_id: str, folder: str, uid: int, expires: int) -> str:
-    """``<payload>.<mac>``: base64url JSON [mailbox id, folder, uid, expiry] and its HMAC-SHA256."""
-    payload = _b64(json.dumps([mailbox_id, folder, uid, expires], separators=(",", ":")).encode("utf-8"))
-    mac = hmac.new(_media_key(secret), payload.encode("ascii"), hashlib.sha256).digest()
-    return f"{payload}.{_b64(mac)}"
+def _pad(secret: str, nonce: bytes, size: int) -> bytes:
+    """A keystream (SHAKE-256 as an XOF over key and nonce): URLs end up in Twilio's and proxies'
+    logs, which must not learn which mailbox and message a caller listened to."""
+    seal = hmac.new(secret.encode("utf-8"), _SEAL_LABEL, hashlib.sha256).digest()
+    return hashlib.shake_256(seal + nonce).digest(size)
+
+
+def sign(secret: str, mailbox_id: str, folder: str, uid: int, expires: int, uidvalidity: int = 0) -> str:
+    """An opaque token: nonce, [mailbox id, folder, uid, expiry, UIDVALIDITY] sealed, HMAC-SHA256
+    over both (encrypt-then-MAC). UIDVALIDITY binds it to the folder's current UIDs (RFC 3501 §2.3.1.1):
+    a recreated folder reuses UIDs for other messages. 0 leaves it unbound (greetings)."""
+    plain = json.dumps([mailbox_id, folder, uid, expires, uidvalidity], separators=(",", ":")).encode()
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    sealed = nonce + bytes(a ^ b for a, b in zip(plain, _pad(secret, nonce, len(plain)), strict=True))
+    mac = hmac.new(_media_key(secret), sealed, hashlib.sha256).digest()[:_MAC_BYTES]
+    return _b64(sealed + mac)
+
+
+def verify_bound(secret: str, token: str, now: float | None = None) -> tuple[str, str, int, int] | None:
+    """(mailbox id, folder, uid, UIDVALIDITY or 0) from a valid, unexpired token; None for anything else."""
+    try:
+        raw = _unb64(token)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) <= _NONCE_BYTES + _MAC_BYTES:
+        return None
+    sealed, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+    expected = hmac.new(_media_key(secret), sealed, hashlib.sha256).digest()[:_MAC_BYTES]
+    if not hmac.compare_digest(mac, expected):
+        return None
+    nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
+    try:
+        plain = bytes(a ^ b for a, b in zip(body, _pad(secret, nonce, len(body)), strict=True))
+        mailbox_id, folder, uid, expires, uidvalidity = json.loads(plain)
+    except (ValueError, TypeError):
+        return None
+    if not (isinstance(mailbox_id, str) and isinstance(folder, str) and isinstance(uid, int)):
+        return None
+    if not isinstance(uidvalidity, int) or not isinstance(expires, int):
+        return None
+    if expires < (time.time() if now is None else now):
+        return None
+    return mailbox_id, folder, uid, uidvalidity
 
 
 def verify(secret: str, token: str, now: float | None = None) -> tuple[str, str, int] | None:
     """(mailbox id, folder, uid) from a valid, unexpired token; None for anything else."""
-    payload, dot, mac = token.partition(".")
-    if not dot or not payload or not mac:
-        return None
-    expected = hmac.new(_media_key(secret), payload.encode("ascii", "replace"), hashlib.sha256).digest()
-    try:
-        if not hmac.compare_digest(_unb64(mac), expected):
-            return None
-        mailbox_id, folder, uid, expires = json.loads(_unb64(payload))
-    except (binascii.Error, ValueError, TypeError):
-        return None
-    if not (isinstance(mailbox_id, str) and isinstance(folder, str) and isinstance(uid, int)):
-        return None
-    if not isinstance(expires, int) or expires < (time.time() if now is None else now):
-        return None
-    return mailbox_id, folder, uid
+    found = verify_bound(secret, token, now)
+    return found[:3] if found is not None else None
 
 
 def _audio_part(msg: Message) -> Message | None:
@@ -92,8 +123,10 @@ def _audio_part(msg: Message) -> Message | None:
     return candidates[0] if candidates else None
 
 
-def _open_message(raw: bytes, home: Path) -> tuple[bytes | None, bool]:
-    """(audio bytes, already MP3) from a message, decrypting RFC 3156 PGP/MIME first. Blocking (gpg)."""
+def _open_message(raw: bytes, home: Path) -> tuple[bytes | None, bool, dict[str, str]]:
+    """(audio bytes, already MP3, caller details) from a message, decrypting RFC 3156 PGP/MIME first.
+
+    The details are the (protected) header fields of the decrypted message. Blocking (gpg)."""
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     if msg.get_content_type() == "multipart/encrypted":
         parts = msg.get_payload()
@@ -103,13 +136,14 @@ def _open_message(raw: bytes, home: Path) -> tuple[bytes | None, bool]:
         if not isinstance(armored, bytes):
             raise CryptoError("malformed PGP/MIME payload", temporary=False)
         msg = email.message_from_bytes(Encryptor(home).decrypt(armored), policy=email.policy.default)
+    details = {name: str(msg[name]) for name in DETAIL_FIELDS if msg[name] is not None}
     part = _audio_part(msg)
     if part is None:
-        return None, False
+        return None, False, details
     data = part.get_payload(decode=True)
     if not isinstance(data, bytes) or not data:
-        return None, False
-    return data, part.get_content_type() in _MP3_TYPES
+        return None, False, details
+    return data, part.get_content_type() in _MP3_TYPES, details
 
 
 async def to_mp3(data: bytes, name: str = "audio") -> bytes:
@@ -128,25 +162,37 @@ class Playback:
         self.config = config
         self.voicemails = voicemails
         self._cache: OrderedDict[Key, bytes] = OrderedDict()
+        self._details: OrderedDict[Key, dict[str, str]] = OrderedDict()
         self._pending: dict[Key, asyncio.Future[bytes | None]] = {}
 
-    def url(self, mailbox: Mailbox, folder: str, uid: int) -> str:
+    def url(self, mailbox: Mailbox, folder: str, uid: int, uidvalidity: int = 0) -> str:
         """Absolute URL Twilio fetches for ``<Play>``; it expires after ``menu.media_ttl_seconds``."""
         cfg = self.config()
         expires = int(time.time()) + cfg.menu.media_ttl_seconds
-        token = sign(cfg.server.secret_key, mailbox.id, folder, uid, expires)
+        token = sign(cfg.server.secret_key, mailbox.id, folder, uid, expires, uidvalidity)
         return f"{cfg.server.public_url.rstrip('/')}/media/{token}{SUFFIX}"
 
-    async def audio(self, mailbox: Mailbox, folder: str, uid: int) -> bytes | None:
-        """The MP3 to play, or None when the message is gone, cannot be decrypted here or has no audio."""
+    async def details(self, mailbox: Mailbox, folder: str, uid: int) -> dict[str, str]:
+        """The decrypted message's caller fields (for a private mailbox's envelope); {} when unknown."""
+        await self.audio(mailbox, folder, uid)
+        login = self.voicemails.store.credentials(mailbox)[0]
+        for key in reversed(self._details):
+            if key[0] == login and key[1] == folder and key[3] == uid:
+                return self._details[key]
+        return {}
+
+    async def audio(self, mailbox: Mailbox, folder: str, uid: int, uidvalidity: int = 0) -> bytes | None:
+        """The MP3 to play, or None when the message is gone, cannot be decrypted here or has no audio
+        (or ``uidvalidity`` is given and the folder's differs: the UID now names another message)."""
         try:
-            uidvalidity = await self.voicemails.locate(mailbox, uid, folder)
+            current = await self.voicemails.locate(mailbox, uid, folder)
         except MailStoreError as exc:
             log.warning("media: mailbox %s UID %d: IMAP failed: %s", mailbox.id, uid, exc)
             return None
-        if uidvalidity is None:
+        if current is None or (uidvalidity and uidvalidity != current):
             log.info("media: mailbox %s UID %d in %r is gone", mailbox.id, uid, folder)
             return None
+        uidvalidity = current
         key: Key = (self.voicemails.store.credentials(mailbox)[0], folder, uidvalidity, uid)
         cached = self._cache.get(key)
         if cached is not None:
@@ -158,7 +204,7 @@ class Playback:
         future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            result = await self._load(mailbox, folder, uid)
+            result = await self._load(mailbox, folder, uid, key)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters re-raise it, nobody logs "never retrieved"
@@ -176,7 +222,7 @@ class Playback:
         while len(self._cache) > CACHE_ENTRIES or sum(map(len, self._cache.values())) > CACHE_BYTES:
             self._cache.popitem(last=False)
 
-    async def _load(self, mailbox: Mailbox, folder: str, uid: int) -> bytes | None:
+    async def _load(self, mailbox: Mailbox, folder: str, uid: int, key: Key) -> bytes | None:
         where = f"mailbox {mailbox.id} UID {uid} in {folder!r}"
         try:
             raw = await self.voicemails.fetch(mailbox, uid, folder)
@@ -187,7 +233,10 @@ class Playback:
             log.info("media: %s is gone", where)
             return None
         try:
-            data, is_mp3 = await asyncio.to_thread(_open_message, raw, self.config().gpg.home)
+            data, is_mp3, details = await asyncio.to_thread(_open_message, raw, self.config().gpg.home)
+            self._details[key] = details
+            while len(self._details) > CACHE_ENTRIES:
+                self._details.popitem(last=False)
             if data is None:
                 log.info("media: %s has no audio", where)
                 return None
@@ -208,13 +257,13 @@ def add_media_routes(app: web.Application, playback: Playback) -> None:
     async def media(request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"].removesuffix(SUFFIX)
         cfg = playback.config()
-        found = verify(cfg.server.secret_key, token)
+        found = verify_bound(cfg.server.secret_key, token)
         mailbox = cfg.mailboxes.get(found[0]) if found is not None else None
         if found is None or mailbox is None:
             log.info("media: refused a bad or expired token")
             raise web.HTTPNotFound(text="Not Found")
-        _, folder, uid = found
-        mp3 = await playback.audio(mailbox, folder, uid)
+        _, folder, uid, uidvalidity = found
+        mp3 = await playback.audio(mailbox, folder, uid, uidvalidity)
         if mp3 is None:
             raise web.HTTPNotFound(text="Not Found")
         return web.Response(body=mp3, content_type="audio/mpeg", headers={"Cache-Control": "no-store"})

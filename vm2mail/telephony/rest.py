@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from vm2mail.config.model import TwilioConfig
@@ -23,7 +24,9 @@ class TwilioRest:
     """A thin async face over ``twilio.rest.Client`` (which is synchronous: calls run in a thread)."""
 
     def __init__(self, twilio: TwilioConfig) -> None:
-        self._client: Any = Client(twilio.account_sid, twilio.auth_token)
+        # The client's own default is no timeout at all: one hung request would hold a worker forever.
+        http = TwilioHttpClient(timeout=twilio.timeout_seconds)
+        self._client: Any = Client(twilio.account_sid, twilio.auth_token, http_client=http)
         # FIELD-NOTES: setting the API domain's base_url redirects the REST client (local stand-in).
         self._client.api.base_url = twilio.api_base_url
         self.account_sid = twilio.account_sid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -14,14 +15,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from multidict import MultiDict
 
-from vm2mail import logsetup, metrics
+from vm2mail import logsetup, metrics, phone
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import SignatureError, SpoolError, TelephonyError
 from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
 from vm2mail.ingest.spool import Spool
 from vm2mail.menu.state import MenuState
 from vm2mail.menu.state import encode as encode_state
-from vm2mail.telephony import callstatus, prompts, twiml
+from vm2mail.telephony import callpath, callstatus, prompts, twiml
 from vm2mail.telephony.signature import SIGNATURE_HEADER, verify, webhook_url
 
 log = logging.getLogger(__name__)
@@ -32,25 +33,6 @@ FORM = "application/x-www-form-urlencoded"
 # Twilio SIDs: two-letter type prefix + 32 hex digits (https://www.twilio.com/docs/glossary/what-is-a-sid).
 CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
-
-# What Twilio puts in From when the caller ID is withheld: the words, or the numbers that spell
-# ANONYMOUS, UNAVAILABLE, RESTRICTED and BLOCKED on a keypad
-# (https://www.twilio.com/docs/voice/twiml#request-parameters, "Caller ID" notes).
-WITHHELD = frozenset(
-    {
-        "anonymous",
-        "restricted",
-        "unavailable",
-        "unknown",
-        "private",
-        "blocked",
-        "+266696687",
-        "+86282452253",
-        "+7378742833",
-        "+2562533",
-    }
-)
 
 # DialCallStatus values after which the callee talked to the caller
 # (https://www.twilio.com/docs/voice/twiml/dial#dialcallstatus): the call is left alone.
@@ -72,7 +54,7 @@ class TelephonyDeps:
 def caller_number(raw: str | None) -> str | None:
     """The caller's E.164 number, or None when it is withheld, empty or not a phone number."""
     value = (raw or "").strip()
-    if not value or value.lower() in WITHHELD or not E164.match(value):
+    if phone.withheld(value) or not phone.is_e164(value):
         return None
     return value
 
@@ -200,11 +182,33 @@ class _Webhooks:
 
     def __init__(self, deps: TelephonyDeps) -> None:
         self.deps = deps
+        self.full = callpath.CachedLookup[bool]("mailbox-full check")
+
+    async def _lookups(self, config: Config, mailbox: Mailbox, greeting: bool) -> tuple[bool, str | None]:
+        """(mailbox full?, recorded greeting URL), both within the call budget, side by side (callpath)."""
+        budget = config.server.call_budget_seconds
+        is_full, greeting_url = self.deps.mailbox_full, self.deps.greeting_url
+
+        async def full() -> bool:
+            if is_full is None:
+                return False
+            return await self.full.get(mailbox.id, lambda: is_full(mailbox), False, budget)
+
+        async def recorded() -> str | None:
+            if greeting_url is None or not greeting:
+                return None
+            # greeting_url is cache-first itself (menu.routes); this bound only guards the wiring.
+            ok, url = await callpath.within(budget + 0.2, greeting_url(mailbox))
+            return url if ok else None
+
+        return await asyncio.gather(full(), recorded())
 
     async def _voicemail(
         self, config: Config, mailbox: Mailbox, form: Mapping[str, str], attempt: int = 1
     ) -> str:
-        if self.deps.mailbox_full is not None and await self.deps.mailbox_full(mailbox):
+        # Never a blocking IMAP wait here: a hung mail store must not keep a caller from leaving a message.
+        is_full, recorded = await self._lookups(config, mailbox, greeting=attempt == 1)
+        if is_full:
             log.info("call %s: mailbox %s is full, nothing recorded", form.get("CallSid", "?"), mailbox.id)
             return twiml.say_and_hangup(prompts.mailbox_prompt(config, mailbox, prompts.MAILBOX_FULL))
         caller = caller_number(form.get("From"))
@@ -223,7 +227,6 @@ class _Webhooks:
         )
         menu_action = None
         if attempt == 1:
-            recorded = await self.deps.greeting_url(mailbox) if self.deps.greeting_url else None
             greeting = twiml.Play(recorded) if recorded else greeting
             if mailbox.pin_hash is not None:
                 # `*` during the greeting opens the menu (issue 3); only mailboxes with a PIN have one.
