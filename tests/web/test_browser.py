@@ -296,3 +296,30 @@ def test_german_page_follows_a_deletion_in_the_mail_client(stack: Callable[..., 
                 await expect(rows.first.get_by_role("button", name="Restore")).to_be_visible()
 
     asyncio.run(scenario())
+
+
+def test_private_mailbox_shows_the_caller_once_decrypted_in_the_page(stack: Callable[..., Stack]) -> None:
+    s = stack({"201": {"encrypted": True, "private": True}})
+    account = s.accounts["201"]
+    assert account.key is not None
+    secret = keys.export_secret(account.key.secret_home, account.key.fingerprint).decode()
+
+    async def scenario() -> None:
+        async with running(s) as gateway:
+            trace = await s.call(gateway, caller="+4930123456", caller_name="Jürgen Müller")
+            assert trace.recording is not None
+            assert await s.wait_job(trace.recording.sid) == "done"
+            async with chromium_page() as page:
+                await log_in(page, f"http://127.0.0.1:{gateway.port}/inbox/", account.user, account.password)
+                row = page.locator("#list li").first
+                # The server knows no caller of a private mailbox's voicemail...
+                await expect(row).to_contain_text("Unknown caller")
+                await page.get_by_label("or paste it here").fill(secret)
+                await page.get_by_label("Passphrase").fill(PASSPHRASE)
+                await page.get_by_role("button", name="Import key").click()
+                await play_first(page)
+                # ...the page learns it from the protected headers it decrypted.
+                await expect(row).to_contain_text("Jürgen Müller")
+                await expect(row.get_by_role("link", name="Call +4930123456")).to_be_visible()
+
+    asyncio.run(scenario())

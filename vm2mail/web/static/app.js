@@ -62,6 +62,7 @@ function showLogin(message) {
   state.session = null;
   state.events?.close();
   pgp.lock();
+  learned.clear();
   // Nothing of the mailbox stays on screen or in memory: the player and the list are emptied.
   const player = $("player");
   player.pause();
@@ -214,7 +215,8 @@ function render() {
   for (const c of document.querySelectorAll("[data-count]")) c.textContent = `(${state.counts?.[c.dataset.count] ?? 0})`;
   const list = $("list");
   list.replaceChildren();
-  for (const item of state.items) {
+  for (const listed of state.items) {
+    const item = { ...listed, ...learned.get(`${state.view}/${listed.uid}`) };
     const li = document.createElement("li");
     li.dataset.uid = item.uid;
     li.dataset.state = item.state;
@@ -250,8 +252,10 @@ function render() {
       call.href = `tel:${item.caller}`;
       call.textContent = t("callTel", { number: item.caller });
       actions.append(call);
-      if (state.session.can_call) actions.append(button(t("callMe"), "callback", `${t("callMe")}: ${item.caller}`));
-      if (state.session.can_sms) {
+      // Callback and SMS go through the gateway, which knows the number only from the outer headers.
+      const serverKnows = listed.caller != null;
+      if (serverKnows && state.session.can_call) actions.append(button(t("callMe"), "callback", `${t("callMe")}: ${item.caller}`));
+      if (serverKnows && state.session.can_sms) {
         actions.append(button(t("sms"), "sms-open", `${t("sms")}: ${item.caller}`));
         extra.push(smsForm(item));
       }
@@ -321,7 +325,21 @@ async function audioUrl(item) {
   }
   say(t("decrypting"));
   const raw = await api(`voicemails/${item.uid}/message?view=${state.view}`, { raw: true });
-  return URL.createObjectURL(await pgp.voicemailAudio(raw));
+  const { blob, envelope } = await pgp.voicemailAudio(raw);
+  learn(item, envelope);
+  return URL.createObjectURL(blob);
+}
+
+// What a decryption taught us about a voicemail whose outer headers hide it (private mailboxes):
+// kept in this page's memory only, by message id, and shown from then on.
+const learned = new Map();
+
+function learn(item, envelope) {
+  const known = Object.fromEntries(Object.entries(envelope).filter(([key, value]) => value != null && item[key] == null));
+  if (Object.keys(known).length) {
+    learned.set(`${state.view}/${item.uid}`, known);
+    render();
+  }
 }
 
 async function play(item) {
@@ -355,8 +373,9 @@ $("list").addEventListener("click", async (event) => {
   const b = event.target.closest("button[data-action]");
   if (!b) return;
   const uid = Number(b.closest("li").dataset.uid);
-  const item = state.items.find((i) => i.uid === uid);
-  if (!item) return;
+  const listed = state.items.find((i) => i.uid === uid);
+  if (!listed) return;
+  const item = { ...listed, ...learned.get(`${state.view}/${uid}`) };
   b.disabled = true;
   try {
     if (b.dataset.action === "play") await play(item);

@@ -1,7 +1,7 @@
 // The user's key in this browser (IndexedDB, still passphrase-protected) and decryption of PGP/MIME
 // voicemails with OpenPGP.js; MIME is parsed by postal-mime. No crypto or MIME parsing of our own.
 import * as openpgp from "openpgp";
-import PostalMime from "postal-mime";
+import PostalMime, { decodeWords } from "postal-mime";
 
 const DB = "vm2mail-inbox";
 const STORE = "keys";
@@ -128,5 +128,24 @@ export async function voicemailAudio(raw) {
   }
   const audio = audioOf(inner);
   if (!audio) throw new KeyError("badMessage");
-  return new Blob([audio.content], { type: audio.mimeType || "audio/mpeg" });
+  return {
+    blob: new Blob([audio.content], { type: audio.mimeType || "audio/mpeg" }),
+    envelope: envelopeOf(inner),
+  };
+}
+
+// Caller, name and length from the decrypted message's protected headers: a private mailbox keeps
+// them only inside (the server never sees them), so the page learns them when it decrypts.
+function envelopeOf(parsed) {
+  // RFC 2047 encoded words (a UTF-8 name) decoded by postal-mime.
+  const header = (name) => {
+    const value = parsed.headers.find((h) => h.key === name.toLowerCase())?.value?.trim();
+    return value ? decodeWords(value) : null;
+  };
+  const duration = Number.parseInt(header("X-Vm2mail-Duration") ?? "", 10);
+  return {
+    caller: header("X-Vm2mail-Caller"),
+    caller_name: header("X-Vm2mail-Caller-Name"),
+    duration: Number.isFinite(duration) ? duration : null,
+  };
 }
