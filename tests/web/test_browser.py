@@ -243,7 +243,12 @@ def test_record_a_greeting_in_the_browser_and_the_next_caller_hears_it(stack: Ca
                 await page.get_by_label("Or upload an audio file").set_input_files(
                     files=[{"name": "note.wav", "mimeType": "audio/wav", "buffer": b"not audio at all"}]
                 )
-                await page.get_by_role("button", name="Upload greeting").click()
+                async with page.expect_response(
+                    lambda r: r.url.endswith("/inbox/api/greeting") and r.request.method == "PUT",
+                    timeout=60_000,
+                ) as refusal:
+                    await page.get_by_role("button", name="Upload greeting").click()
+                assert (await refusal.value).status == 400
                 await expect(page.get_by_role("alert")).to_have_text(
                     "This file is not audio the gateway can read."
                 )
