@@ -5,15 +5,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 # libnet-ssleay-perl and libio-socket-ssl-perl: swaks needs them for STARTTLS (a recommends, not a depends).
+# systemd (systemd-analyze) and libseccomp2: the tests run the gateway under the unit's own syscall filter.
 APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks libnet-ssleay-perl libio-socket-ssl-perl openssl \
-	ca-certificates python3-venv
+	ca-certificates python3-venv systemd libseccomp2
 # The web inbox's tests drive Debian's headless Chromium (tests/web, bench/web.py).
 APT_PACKAGES += chromium chromium-driver
 # npm installs the web inbox's browser libraries. Checked by command, not by package: NodeSource's
 # nodejs bundles npm, and Debian's npm package would pull Debian's nodejs over it.
 NODE_PACKAGES := nodejs npm
 
-.PHONY: deps system-deps node-deps venv vendor test lint demo bench bench-ingest bench-smtp bench-menu bench-watch bench-claims bench-web clean
+.PHONY: deps system-deps node-deps venv vendor test lint wheel-demo demo bench bench-ingest bench-smtp bench-menu bench-watch bench-claims bench-web clean
 
 deps: system-deps node-deps venv vendor
 
@@ -68,6 +69,18 @@ lint: venv
 test: deps
 	$(VENV)/bin/pytest
 
+# The wheel as users install it (not editable, clean venv, run from outside the checkout): one demo call.
+WHEEL_DIR := .work/wheel
+wheel-demo: system-deps node-deps vendor
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	$(PYTHON) -m venv $(WHEEL_DIR)/venv
+	$(WHEEL_DIR)/venv/bin/pip install -q --upgrade pip
+	$(WHEEL_DIR)/venv/bin/pip wheel -q --no-deps -w $(WHEEL_DIR)/dist . && rm -rf build
+	$(WHEEL_DIR)/venv/bin/pip install -q $(WHEEL_DIR)/dist/vm2mail-*.whl
+	cd $(WHEEL_DIR) && venv/bin/python -c 'import sys, vm2mail; sys.exit("site-packages" not in vm2mail.__file__)'
+	cd $(WHEEL_DIR) && venv/bin/python -c 'import sys; from vm2mail.web.assets import Assets; sys.exit(Assets.load().missing or None)'
+	cd $(WHEEL_DIR) && venv/bin/python -m vm2mail.devstack.demo --once --root demo
+
 demo: deps
 	$(VENV)/bin/python -m vm2mail.devstack.demo
 
@@ -93,4 +106,4 @@ bench-web: deps
 	$(VENV)/bin/python bench/web.py
 
 clean:
-	rm -rf .work .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .work build .pytest_cache .mypy_cache .ruff_cache

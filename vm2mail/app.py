@@ -13,14 +13,16 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from vm2mail import ops
+from vm2mail import monitor, ops
 from vm2mail.config import Config, load_config
 from vm2mail.config.model import Mailbox
 from vm2mail.errors import Vm2mailError
 from vm2mail.ingest.jobs import Job
 from vm2mail.ingest.pgp import Encryptor
+from vm2mail.ingest.prune import run_pruner
 from vm2mail.ingest.spool import Spool
 from vm2mail.ingest.worker import DeliveredHook, Pipeline
+from vm2mail.mailstore.awaygreeting import AwayGreetings
 from vm2mail.mailstore.greetings import Greetings
 from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.store import ImapStore
@@ -28,6 +30,9 @@ from vm2mail.mailstore.voicemails import Voicemails
 from vm2mail.menu.call import MenuDeps
 from vm2mail.menu.routes import add_menu_routes, greeting_url
 from vm2mail.notify import Notifier
+from vm2mail.routing.background import OutageExpiry, SharedBreakers
+from vm2mail.routing.breaker import Breakers
+from vm2mail.routing.switches import Switches
 from vm2mail.smtp.replies import ReplySender
 from vm2mail.smtp.server import SmtpIngress
 from vm2mail.telephony.media import Playback, add_media_routes
@@ -98,15 +103,18 @@ def menu_deps(gateway: Gateway, rest: TwilioRest) -> MenuDeps:
         if gateway.notifier is not None:
             gateway.notifier.alert_soon(subject, text)
 
+    metadata = Metadata(gateway.store)
     return MenuDeps(
         config=gateway.current,
         voicemails=voicemails,
-        metadata=Metadata(gateway.store),
+        metadata=metadata,
         playback=Playback(gateway.current, voicemails),
         greetings=Greetings(gateway.store, voicemails),
         http=gateway.http,
         delete_recording=rest.delete_recording,
         alert=alert,
+        switches=Switches(gateway.current, metadata),
+        away_greetings=AwayGreetings(gateway.store, voicemails),
     )
 
 
@@ -159,6 +167,8 @@ class Gateway:
     smtp_port: int = 0  # its bound port (smtp_ingress.listen may say port 0 in tests)
     notifier: Notifier | None = None  # notifications, reminders and admin alerts (alert_admin)
     watcher: Watcher | None = None  # IDLE on every mailbox folder: counts, group sync, retention (issue 4)
+    outage_expiry: OutageExpiry | None = None  # announces an outage that ended by its end time
+    shared_breakers: SharedBreakers | None = None  # PBX breakers shared with other instances (METADATA)
 
     def current(self) -> Config:
         return self.config
@@ -193,15 +203,24 @@ class Gateway:
         add_delivered_hook(gateway.pipeline, watcher.on_delivered)
         watcher.subscribe(_nudge_notifier(gateway.notifier))
         menu = menu_deps(gateway, rest)
+        assert menu.switches is not None
+        notifier = gateway.notifier
+        breakers = Breakers(lambda: gateway.config.routing, alert=notifier.alert_soon)
+        gateway.shared_breakers = SharedBreakers(gateway.current, menu.metadata, breakers)
         add_routes(
             app,
             TelephonyDeps(
                 config=gateway.current,
                 spool=spool,
                 greeting_url=greeting_url(menu),
+                away_greeting_url=greeting_url(menu, away=True),
                 mailbox_full=watcher.mailbox_full,
+                switches=menu.switches,
+                breakers=breakers,
             ),
         )
+        monitor.add_monitor_routes(app, gateway.current, menu.switches, rest)
+        gateway.outage_expiry = OutageExpiry(gateway.current, menu.switches, rest)
         add_menu_routes(app, menu)
         add_media_routes(app, menu.playback)
         inbox = web_deps(gateway, menu, rest)
@@ -212,7 +231,14 @@ class Gateway:
         host = config.server.listen_host
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, config.server.listen_port if port is None else port))
+        wanted = config.server.listen_port if port is None else port
+        try:
+            sock.bind((host, wanted))
+        except OSError as exc:
+            sock.close()
+            await gateway.close()
+            # One line for the admin (vm2mail: ...), not a traceback: usually another instance runs.
+            raise Vm2mailError(f"server.listen: cannot listen on {host}:{wanted}: {exc.strerror}") from exc
         await web.SockSite(gateway.runner, sock).start()
         gateway.port = sock.getsockname()[1]
         log.info(
@@ -226,6 +252,10 @@ class Gateway:
             try:
                 gateway.smtp = SmtpIngress(gateway.current, spool, rest.send_sms)
                 gateway.smtp_port = await gateway.smtp.start()
+            except OSError as exc:
+                await gateway.close()  # the HTTP listener is already up
+                where = f"{config.smtp_ingress.listen_host}:{config.smtp_ingress.listen_port}"
+                raise Vm2mailError(f"smtp_ingress.listen: cannot listen on {where}: {exc.strerror}") from exc
             except BaseException:
                 await gateway.close()  # the HTTP listener is already up
                 raise
@@ -241,10 +271,16 @@ class Gateway:
     async def run_workers(self) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.pipeline.run(self.config.server.workers), name="pipeline")
+            group.create_task(run_pruner(self.current), name="prune")
             if self.notifier is not None:
                 group.create_task(self.notifier.run(), name="notifier")
             if self.watcher is not None:
                 group.create_task(self.watcher.run(), name="watcher")
+            # Both idle while the configuration gives them nothing to do (a reload may change that).
+            if self.outage_expiry is not None:
+                group.create_task(self.outage_expiry.run(), name="outage-expiry")
+            if self.shared_breakers is not None:
+                group.create_task(self.shared_breakers.run(), name="shared-breakers")
 
     async def close(self) -> None:
         if self.smtp is not None:
@@ -254,6 +290,8 @@ class Gateway:
             await self.notifier.close()
         if self.watcher is not None:
             await self.watcher.close()
+        if self.shared_breakers is not None:
+            await self.shared_breakers.close()
         await self.store.close()
         await self.http.close()
 

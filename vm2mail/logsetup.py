@@ -113,6 +113,30 @@ def setup(fmt: str = "text", level: int = logging.INFO) -> None:
     # aiohttp's access log would print every webhook URL with its query (caller numbers): keep it quiet.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedHttpFilter) for f in server.filters):
+        server.addFilter(MalformedHttpFilter())
+
+
+class MalformedHttpFilter(logging.Filter):
+    """aiohttp logs every malformed request (a scanner, a bad client) at ERROR with a traceback.
+
+    That is the client's fault and aiohttp has answered 400: one INFO line naming the problem, so
+    the error log and alerts stay for our own faults.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = (
+                "malformed HTTP request refused: %s",
+                (" ".join(str(exc.message).split())[:200],),
+            )
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def set_format(fmt: str) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from vm2mail import logsetup, metrics
+from vm2mail import logsetup, metrics, readiness
 from vm2mail.config import Config
 from vm2mail.errors import ConfigError, Vm2mailError
 from vm2mail.ingest.batch import PID_FILE
@@ -28,7 +28,7 @@ KeyCheck = Callable[[Config], list[tuple[str, str]]]  # vm2mail.app.key_problems
 
 
 class Health:
-    """The checks behind ``GET /healthz``: spool writable, IMAP answering, every configured key usable."""
+    """The checks behind ``GET /healthz``: spool, IMAP, keys, the menu's METADATA, deliveries in retry."""
 
     def __init__(self, config: Callable[[], Config], spool: Spool, store: ImapStore, keys: KeyCheck) -> None:
         self.config = config
@@ -36,6 +36,7 @@ class Health:
         self.store = store
         self.keys = keys
         self._cached: tuple[float, Config, list[str]] | None = None
+        self._metadata: tuple[float, Config, list[str]] | None = None
         self._lock = asyncio.Lock()
 
     async def key_failures(self) -> list[str]:
@@ -56,8 +57,22 @@ class Health:
             self._cached = (time.monotonic(), config, found)
             return found
 
-    async def failures(self) -> dict[str, list[str]]:
-        """Failing checks by name (spool, imap, keys); empty when the gateway can take and deliver calls."""
+    async def metadata_failures(self) -> list[str]:
+        """``mailboxes.ID: problem`` per menu mailbox the server's METADATA cannot serve; cached a minute."""
+        config = self.config()
+        cached = self._metadata
+        if cached is not None and cached[1] is config and time.monotonic() - cached[0] < KEY_CHECK_SECONDS:
+            return cached[2]
+        found = [
+            f"{path}: {problem}" for path, problem in await readiness.metadata_problems(self.store, config)
+        ]
+        self._metadata = (time.monotonic(), config, found)
+        return found
+
+    async def report(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """(failures, degraded) by check name. Failures stop the whole instance (spool, IMAP, no mailbox
+        deliverable) and make /healthz 503; degraded checks concern some mailboxes or jobs and stay 200.
+        """
 
         async def spool() -> list[str]:
             ok = await asyncio.to_thread(self.spool.writable)
@@ -72,19 +87,61 @@ class Health:
                 return [f"{self.store.cfg.host}:{self.store.cfg.port}: {exc}"]
             return []
 
-        results = await asyncio.gather(spool(), imap(), self.key_failures())
-        return {name: found for name, found in zip(("spool", "imap", "keys"), results, strict=True) if found}
+        spool_found, imap_found, keys_found, stuck = await asyncio.gather(
+            spool(),
+            imap(),
+            self.key_failures(),
+            asyncio.to_thread(readiness.stuck_deliveries, self.spool.root),
+        )
+        failures = {"spool": spool_found, "imap": imap_found}
+        degraded: dict[str, list[str]] = {}
+        if keys_found:
+            # One mailbox's key is that mailbox's problem; no usable keyring, or no mailbox left that
+            # can receive, means this instance delivers nothing.
+            boxes = {b.id for b in self.config().mailboxes.values() if not b.is_group}
+            affected = {p.split(".")[1] for p in keys_found if p.startswith("mailboxes.")}
+            if any(p.startswith(("gpg:", "gpg.home:")) for p in keys_found) or (boxes and boxes <= affected):
+                failures["keys"] = keys_found
+            else:
+                degraded["keys"] = keys_found
+        if not imap_found:
+            try:
+                degraded["metadata"] = await self.metadata_failures()
+            except (Vm2mailError, OSError) as exc:
+                degraded["metadata"] = [f"cannot check: {exc}"]
+        if stuck.count:
+            degraded["retrying"] = [
+                f"{stuck.count} deliveries waiting for a retry, the oldest acknowledged "
+                f"{stuck.oldest_seconds / 60:.0f} min ago",
+                *stuck.examples,
+            ]
+        return (
+            {name: found for name, found in failures.items() if found},
+            {name: found for name, found in degraded.items() if found},
+        )
+
+    async def failures(self) -> dict[str, list[str]]:
+        """Failing checks by name; empty when the gateway can take and deliver calls."""
+        return (await self.report())[0]
 
     async def handle(self, request: web.Request) -> web.Response:
-        failures = await self.failures()
+        failures, degraded = await self.report()
         status = 503 if failures else 200
+        state = "fail" if failures else "degraded" if degraded else "ok"
         if "application/json" in request.headers.get("Accept", ""):
-            body = {"status": "fail" if failures else "ok", "failures": failures}
+            body = {"status": state, "failures": failures, "degraded": degraded}
             return web.json_response(body, status=status)
-        if not failures:
+        if state == "ok":
             return web.Response(text="ok\n")
-        lines = [f"{name}: {problem}" for name, found in failures.items() for problem in found]
-        return web.Response(status=503, text="\n".join(lines) + "\n")
+        lines = [
+            f"{name}: {problem}"
+            for found in (failures, degraded)
+            for name, items in found.items()
+            for problem in items
+        ]
+        if not failures:
+            lines.insert(0, "degraded")
+        return web.Response(status=status, text="\n".join(lines) + "\n")
 
 
 def spool_depths(root: Path) -> dict[str, int]:
@@ -103,6 +160,9 @@ async def handle_metrics(spool: Spool, request: web.Request) -> web.Response:
     """Prometheus text exposition of ``vm2mail.metrics.REGISTRY``; the spool gauge is read at scrape."""
     for state, depth in (await asyncio.to_thread(spool_depths, spool.root)).items():
         metrics.SPOOL_DEPTH.labels(state=state).set(depth)
+    stuck = await asyncio.to_thread(readiness.stuck_deliveries, spool.root)
+    metrics.RETRYING.set(stuck.count)
+    metrics.RETRYING_OLDEST_SECONDS.set(stuck.oldest_seconds)
     body = await asyncio.to_thread(generate_latest, metrics.REGISTRY)
     # CONTENT_TYPE_LATEST carries version and charset parameters: set the header as a whole.
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -21,6 +21,7 @@ from twilio.rest import Client
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import TelephonyError, Vm2mailError
 from vm2mail.ingest.batch import Batch, job_state
+from vm2mail.ingest.fetch import recording_url
 from vm2mail.ingest.jobs import VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
 from vm2mail.telephony.webhooks import caller_number
 
@@ -131,10 +132,7 @@ def recording_job(config: Config, mailbox: Mailbox, found: Found) -> Job:
         ),
         started_at=found.start_time.astimezone(UTC).isoformat(),
         recording_sid=found.sid,
-        # The RecordingUrl Twilio would have sent; fetch.py pins it to api_base_url.
-        recording_url=(
-            f"{config.twilio.api_base_url}/2010-04-01/Accounts/{config.twilio.account_sid}/Recordings/{found.sid}"
-        ),
+        recording_url=recording_url(config.twilio, found.sid),
         recording_duration=found.duration,
         history=["reconciled: found in Twilio's recording list, never delivered"],
     )

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import functools
+import importlib.resources
 from pathlib import Path
 
 import jinja2
 
-# The shipped templates live at the repository's top level (``templates/``), beside the package.
-SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+def _shipped_templates() -> Path:
+    """The shipped templates: ``vm2mail/templates`` in a wheel, the repository's ``templates/`` in a checkout.
+
+    They live at the repository's top level; setup.py installs them as the package ``vm2mail.templates``.
+    """
+    installed = Path(str(importlib.resources.files("vm2mail").joinpath("templates")))
+    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "templates"
+
+
+SHIPPED_TEMPLATES = _shipped_templates()
 
 
 def format_duration(seconds: float | int | None) -> str:

@@ -59,13 +59,17 @@ def test_check_config_reports_problems_and_exits_1(tmp_path: Path, gpg_keys: Gpg
         },
     )
     path = write_config(tmp_path / "vm.yaml", data)
-    result = run("check-config", "-c", str(path))
-    assert result.returncode == 1
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if stranger.fingerprint in text)
-    assert (
-        f"vm.yaml:{line}: mailboxes.201.gpg_recipients[0]: key {stranger.fingerprint}: not in keyring"
-        in result.stderr
-    )
+    problem = f"vm.yaml:{line}: mailboxes.201.gpg_recipients[0]: key {stranger.fingerprint}: not in keyring"
+    # serve runs with an unusable key (that mailbox's voicemails wait in the spool): so does check-config,
+    # which the systemd unit runs before every start; --strict makes it an error.
+    result = run("check-config", "--offline", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert f"WARNING: {problem}" in result.stderr.splitlines()
+    assert "OK, 1 mailboxes" in result.stdout
+    result = run("check-config", "--strict", "--offline", "-c", str(path))
+    assert result.returncode == 1
+    assert problem in result.stderr.splitlines()
     assert result.stdout == ""
 
     data["mailboxes"]["201"]["numbers"] = ["0301234"]
@@ -89,3 +93,62 @@ def test_secrets_are_not_printed(tmp_path: Path) -> None:
 def test_usage_errors_exit_2() -> None:
     assert run("check-config").returncode == 2
     assert run("no-such-command", "-c", "x").returncode == 2
+
+
+def test_bad_values_and_encodings_are_one_line_each_not_a_traceback(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "vm.yaml", base_data(tmp_path))
+    good = path.read_text()
+    for text, expected in (
+        (
+            good.replace(
+                next(line for line in good.splitlines() if "public_url" in line),
+                '  public_url: "http://[::1"',
+            ),
+            "server.public_url: 'http://[::1' is not a valid URL",
+        ),
+        (
+            good.replace("workers: 2", "workers: !!int ten")
+            if "workers: 2" in good
+            else good + "x: !!int ten\n",
+            "cannot be read as tag:yaml.org,2002:int",
+        ),
+        (good + "extra: !unknown-tag 1\n", "could not determine a constructor for the tag '!unknown-tag'"),
+    ):
+        path.write_text(text)
+        result = run("check-config", "-c", str(path))
+        assert result.returncode == 1, result.stdout
+        assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert all(line.startswith("vm.yaml:") for line in result.stderr.splitlines() if line.strip()), (
+            result.stderr
+        )
+    path.write_bytes(good.encode() + b"# caf\xe9\n")
+    result = run("check-config", "-c", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"vm.yaml:{len(good.splitlines()) + 1}: not valid UTF-8" in result.stderr, result.stderr
+
+
+def test_reload_accepts_an_unusable_key_as_sighup_does(tmp_path: Path, gpg_keys: GpgKeys) -> None:
+    """`vm2mail reload` must not refuse what the running gateway would apply on SIGHUP."""
+    stranger = gpg_keys("Stranger", import_to_gateway=False)
+    data = merge(
+        base_data(tmp_path),
+        {
+            "gpg": {"home": str(gpg_keys.home)},
+            "mailboxes": {"201": {"gpg_recipients": [stranger.fingerprint]}},
+        },
+    )
+    path = write_config(tmp_path / "vm.yaml", data)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    # A stand-in for the gateway: SIGHUP ends `sleep`, so its exit status shows the signal arrived.
+    stand_in = subprocess.Popen(["sleep", "60"])
+    try:
+        (spool / "vm2mail.pid").write_text(f"{stand_in.pid}\n")
+        result = run("reload", "-c", str(path))
+        assert result.returncode == 0, result.stderr
+        assert f"key {stranger.fingerprint}: not in keyring" in result.stderr
+        assert result.stderr.startswith("WARNING: vm.yaml:")
+        assert stand_in.wait(10) == -1  # SIGHUP
+    finally:
+        stand_in.kill()
+        stand_in.wait()

@@ -172,6 +172,69 @@ def test_key_check_problems_are_reported_with_line(tmp_path: Path) -> None:
     assert info.value.problems == ["vm.yaml:22: mailboxes.201.gpg_recipients[0]: key AAAA…: not in keyring"]
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            '"https://vm.example.com/"',
+            '"http://[::1"',
+            "vm.yaml:3: server.public_url: 'http://[::1' is not a valid URL: Invalid IPv6 URL",
+        ),
+        (
+            '"https://api.twilio.com"',
+            '"https://api.twilio.com:99999"',
+            "vm.yaml:9: twilio.api_base_url: 'https://api.twilio.com:99999' is not a valid URL",
+        ),
+        (
+            "ring_seconds: 12",
+            "ring_seconds: !!int ten",
+            "vm.yaml:28: mailboxes.202.ring_seconds: 'ten' cannot be read as tag:yaml.org,2002:int",
+        ),
+        (
+            "imap_user: juergen",
+            "imap_user: !vault juergen",
+            "vm.yaml:24: mailboxes.202.imap_user: could not determine a constructor for the tag '!vault'",
+        ),
+        (
+            '  "300":',
+            '  "201": {name: Other, numbers: ["+15550004000"]}\n  "300":',
+            "vm.yaml:29: mailboxes.201: given twice (first at line 15); keys must be unique",
+        ),
+        (
+            "    language: de-DE",
+            "    language: de-DE\n    language: en-US",
+            "vm.yaml:28: mailboxes.202.language: given twice (first at line 27)",
+        ),
+    ],
+)
+def test_bad_yaml_values_name_file_line_and_key(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    assert old in GOOD
+    found = problems(tmp_path, GOOD.replace(old, new, 1))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_invalid_utf8_and_control_characters_name_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    raw = path.read_bytes().replace("Jürgen".encode(), "J\xfcrgen".encode("latin-1"))
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == ["vm.yaml:23: not valid UTF-8 (byte 0xfc); save as UTF-8"]
+    path.write_text(GOOD.replace("Jürgen", "J\x07rgen"), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    [problem] = info.value.problems
+    assert problem.startswith("vm.yaml:23: YAML syntax error:"), problem
+
+
+def test_aliases_that_expand_without_end_are_refused(tmp_path: Path) -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)
+    )
+    assert "aliases expand without end" in problems(tmp_path, bomb)[0]
+    assert "aliases expand without end" in problems(tmp_path, "a: &a [*a]\n")[0]
+
+
 def test_country_private_and_the_deprecated_private_subject(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

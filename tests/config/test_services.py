@@ -117,7 +117,7 @@ def test_the_shipped_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     text = (Path(__file__).resolve().parents[2] / "config" / "example.yaml").read_text()
     text = text.replace("/etc/vm2mail/", f"{tmp_path}/").replace("AC" + "x" * 32, ACCOUNT_SID)
-    for name in ("secret_key", "imap_master"):
+    for name in ("secret_key", "imap_master", "monitor-token"):
         (tmp_path / name).write_text("a-long-enough-secret-value\n")
     for var in ("TWILIO_AUTH_TOKEN", "SMTP_RELAY_PASSWORD", "PBX3CX_SMTP_PASSWORD"):
         monkeypatch.setenv(var, "secret")

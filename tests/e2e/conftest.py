@@ -63,7 +63,7 @@ def stack(
                 "ca_file": str(imap.ca_file),
                 "timeout_seconds": 5,
             },
-            twilio={"api_base_url": f"http://127.0.0.1:{port}"},
+            twilio={"api_base_url": f"http://127.0.0.1:{port}", **overrides.pop("twilio", {})},
             gpg={"home": str(gpg_keys.home)},
             **overrides,
         )

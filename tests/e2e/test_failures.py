@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from aiohttp import web
+
 from tests.e2e.harness import Stack, parse, post_recording_callback, running, sample
 from tests.e2e.test_voicemail import messages
 
@@ -35,25 +37,58 @@ def test_imap_outage_waits_and_lands_once_when_server_returns(stack: Callable[..
     assert len(messages(s, "201")) == 1
 
 
-def test_foreign_recording_host_is_refused(stack: Callable[..., Stack]) -> None:
+def test_the_callbacks_recording_url_is_never_fetched(stack: Callable[..., Stack]) -> None:
+    """The media comes from api_base_url by RecordingSid; a foreign or odd RecordingUrl is not contacted."""
     s = stack({"201": {}})
-    sid = "RE" + "f0" * 16
+    hits: list[str] = []
 
-    async def scenario() -> None:
-        async with running(s) as gateway:
-            evil = f"http://127.0.0.2:{s.fake_port}/2010-04-01/Accounts/{s.config.twilio.account_sid}/Recordings/{sid}"
-            assert (
-                await post_recording_callback(
-                    s, gateway.port, mailbox="201", recording_sid=sid, recording_url=evil
-                )
-                == 204
-            )
-            assert await s.wait_job(sid) == "failed"
+    async def elsewhere(request: web.Request) -> web.Response:
+        hits.append(request.path_qs)
+        return web.Response(body=sample(), content_type="audio/wav")
 
-    asyncio.run(scenario())
-    reason = s.job("failed", sid)["history"][-1]
-    assert "not the configured Twilio API host" in reason
-    assert s.fake.fetches == []
+    async def scenario() -> list[str]:
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", elsewhere)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.2", 0).start()
+        host, port = runner.addresses[0][:2]
+        sids = []
+        try:
+            async with running(s) as gateway:
+                account = s.config.twilio.account_sid
+                for odd in (
+                    f"http://{host}:{port}/2010-04-01/Accounts/{account}/Recordings/{{sid}}",
+                    # Same host as the API to one parser, another to the next (the classic SSRF trick).
+                    f"{s.config.twilio.api_base_url}@{host}:{port}/x/Recordings/{{sid}}",
+                    f"http://{host}:{port}\\@127.0.0.1:{s.fake_port}/Recordings/{{sid}}",
+                ):
+                    recording = s.fake.add_recording(sample(), call_sid="CA" + "ab" * 16)
+                    status = await post_recording_callback(
+                        s,
+                        gateway.port,
+                        mailbox="201",
+                        recording_sid=recording.sid,
+                        recording_url=odd.format(sid=recording.sid),
+                    )
+                    assert status == 204
+                    sids.append(recording.sid)
+                for sid in sids:
+                    assert await s.wait_job(sid) == "done"
+        finally:
+            await runner.cleanup()
+        return sids
+
+    sids = asyncio.run(scenario())
+    assert hits == []
+    assert sorted(f.sid for f in s.fake.fetches) == sorted(sids)
+    account = s.config.twilio.account_sid
+    for sid in sids:  # what the job keeps is the URL it fetches from, not the callback's
+        assert (
+            s.job("done", sid)["recording_url"]
+            == f"{s.fake.base_url}/2010-04-01/Accounts/{account}/Recordings/{sid}"
+        )
+    assert len(messages(s, "201")) == 3
 
 
 def test_missing_media_and_corrupt_audio_go_to_failed(stack: Callable[..., Stack]) -> None:

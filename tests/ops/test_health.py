@@ -1,4 +1,4 @@
-"""``GET /healthz``: 200 only when spool, IMAP and keys are fine; else 503 naming each failing check."""
+"""``GET /healthz``: 503 only for what stops the instance; a mailbox's problems are 200 "degraded"."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_healthy_gateway_answers_200(stack: Callable[..., Stack]) -> None:
     s = stack({"201": {"encrypted": True}})
     assert check(s.config)[:2] == (200, "ok\n")
     status, _, body = check(s.config, accept="application/json")
-    assert (status, body) == (200, {"status": "ok", "failures": {}})
+    assert (status, body) == (200, {"status": "ok", "failures": {}, "degraded": {}})
 
 
 def test_imap_not_answering_is_503_naming_imap(stack: Callable[..., Stack]) -> None:
@@ -66,8 +66,21 @@ def test_unwritable_spool_is_503_naming_the_spool(stack: Callable[..., Stack]) -
     assert text.splitlines() == [f"spool: {s.config.server.spool_dir} is not writable"]
 
 
-def test_unusable_key_is_503_naming_the_key(stack: Callable[..., Stack]) -> None:
+def test_one_mailboxs_unusable_key_is_degraded_not_503(stack: Callable[..., Stack]) -> None:
+    """A load balancer or Docker HEALTHCHECK must not take out a gateway that serves every other mailbox."""
     s = stack({"201": {"encrypted": True}, "202": {"gpg_recipients": [MISSING_KEY]}})
+    status, text, _ = check(s.config)
+    assert status == 200
+    degraded, line = text.splitlines()
+    assert degraded == "degraded"
+    assert line.startswith(f"keys: mailboxes.202.gpg_recipients[0]: key {MISSING_KEY}"), line
+    status, _, body = check(s.config, accept="application/json")
+    assert status == 200 and body["status"] == "degraded" and body["failures"] == {}
+    assert list(body["degraded"]) == ["keys"]
+
+
+def test_no_mailbox_with_a_usable_key_is_503(stack: Callable[..., Stack]) -> None:
+    s = stack({"202": {"gpg_recipients": [MISSING_KEY]}})
     status, text, _ = check(s.config)
     assert status == 503
     [line] = text.splitlines()

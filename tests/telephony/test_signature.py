@@ -16,7 +16,7 @@ from tests.fixtures.twilio import (
     running_gateway,
 )
 from vm2mail.errors import SignatureError
-from vm2mail.telephony.signature import sign, verify, webhook_url
+from vm2mail.telephony.signature import SIGNATURE_HEADER, sign, verify, webhook_url
 
 RECORDING = {
     "AccountSid": ACCOUNT_SID,
@@ -86,7 +86,11 @@ def test_unsigned_wrong_and_misaddressed_requests_are_refused(tmp_path: Path) ->
 def test_non_form_body_is_400_and_wrong_account_is_403(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_gateway(make_telephony_config(tmp_path)) as gw:
-            async with gw.session.post(gw.url + "/twilio/voice", json={"To": "+4930555201"}) as response:
+            # Signed (over no form parameters) but not a form: a bad request, not a forgery.
+            signature = sign(AUTH_TOKEN, PUBLIC_URL + "/twilio/voice", {})
+            async with gw.session.post(
+                gw.url + "/twilio/voice", json={"To": "+4930555201"}, headers={SIGNATURE_HEADER: signature}
+            ) as response:
                 assert response.status == 400
             params = call_params("+4930555201", AccountSid="AC" + "9" * 32)
             status, _ = await gw.post("/twilio/voice", params)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from vm2mail import __version__
 from vm2mail.cli import keys as keys
@@ -12,6 +14,7 @@ from vm2mail.cli import pin as pin
 from vm2mail.cli import pins as pins
 from vm2mail.cli import reconcile as reconcile
 from vm2mail.cli import reload as reload
+from vm2mail.cli import routing as routing
 from vm2mail.cli import serve as serve
 from vm2mail.cli import spool as spool
 from vm2mail.cli import status as status
@@ -25,13 +28,20 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vm2mail", description=__doc__)
     p.add_argument("--version", action="version", version=f"vm2mail {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, status, spool, keys, pin, pins, reconcile, migrate, reload):
+    for module in (serve, status, spool, keys, pin, pins, reconcile, migrate, reload, routing):
         module.register(sub)
     return p
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # `kill`, systemd stopping a timer's command: stop as Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)  # usage errors: argparse prints them and exits 2
+    # Commands that deliver give their claimed jobs back on SIGTERM too; serve has its own shutdown.
+    if args.command != "serve" and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)  # signal.signal works in the main thread only
     try:
         result: int = args.func(args)
     except ConfigError as exc:

@@ -12,13 +12,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from vm2mail import logsetup
-from vm2mail.cli.common import OK, PROBLEMS, Subparsers, command, load, table
+from vm2mail.cli.common import OK, PROBLEMS, Subparsers, command, load, load_unchecked, table
 from vm2mail.config import Config, yamlsource
-from vm2mail.errors import Vm2mailError
+from vm2mail.errors import ConfigError, Vm2mailError
 from vm2mail.ingest.jobs import twilio_job_id
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SAMPLE_CANDIDATES = (
+    Path(__file__).resolve().parent.parent / "devstack" / "sample" / "en-callback-request.wav",  # a wheel
     REPO.parent / "shared" / "samples" / "en-callback-request.wav",
     REPO / "deploy" / "demo" / "en-callback-request.wav",
 )
@@ -60,10 +61,46 @@ def key_warnings(config: Config) -> list[str]:
     return warnings
 
 
+def mailbox_warnings(config: Config, *, imap: bool = True) -> list[str]:
+    """``file:line: key: problem`` for what ``serve`` accepts but some mailboxes suffer from: unusable
+    keys (their voicemails wait in the spool) and, with ``imap``, a server without the menu's METADATA."""
+    from vm2mail.app import key_problems
+    from vm2mail.readiness import check_metadata_sync
+
+    source = yamlsource.read(config.source)
+    found = key_problems(config)
+    unchecked = None
+    if imap:
+        metadata, unchecked = check_metadata_sync(config)
+        found += metadata
+    lines = [f"{config.source.name}:{source.line(path)}: {path}: {problem}" for path, problem in found]
+    return lines + ([f"{config.source.name}: {unchecked}"] if unchecked else [])
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = load(args.config)  # unusable (missing, expired, revoked) keys are errors: exit 1
+    # What serve accepts passes (exit 0): a mailbox's unusable key or the menu's missing METADATA is a
+    # warning, since serve runs without it; --strict makes those errors for CI and pre-deploy checks.
+    try:
+        config = load_unchecked(args.config)
+    except ConfigError as exc:
+        # One run shows every problem: the key problems too (as warnings unless --strict), even when
+        # other errors would stop the file from loading.
+        errors = set(exc.problems)
+        try:
+            load(args.config)
+            combined = exc.problems
+        except ConfigError as full:
+            combined = full.problems
+        for line in combined:
+            print(line if line in errors or args.strict else f"WARNING: {line}", file=sys.stderr)
+        return PROBLEMS
+    problems = mailbox_warnings(config, imap=not args.offline)
+    for line in problems:
+        print(f"{'' if args.strict else 'WARNING: '}{line}", file=sys.stderr)
     for warning in key_warnings(config):
         print(warning, file=sys.stderr)
+    if args.strict and problems:
+        return PROBLEMS
     print(f"{args.config}: OK, {len(config.mailboxes)} mailboxes")
     print(routing_table(config))
     return OK
@@ -149,12 +186,17 @@ def cmd_simulate_call(args: argparse.Namespace) -> int:
 
 def register(sub: Subparsers) -> None:
     command(sub, "serve", "run the gateway (webhooks, spool workers)", cmd_serve)
-    command(
+    check = command(
         sub,
         "check-config",
-        "validate the configuration and print the routing table; warn about keys expiring within 30 days",
+        "validate the configuration and print the routing table; warn about unusable keys, keys expiring "
+        "within 30 days and an IMAP server without the METADATA the phone menu needs",
         cmd_check_config,
     )
+    check.add_argument(
+        "--strict", action="store_true", help="unusable keys and missing METADATA are errors (exit 1)"
+    )
+    check.add_argument("--offline", action="store_true", help="do not connect to IMAP (no METADATA check)")
     sim = command(
         sub, "simulate-call", "play Twilio against a running gateway: one unanswered call", cmd_simulate_call
     )

@@ -20,7 +20,15 @@ from vm2mail.cli.common import OK, PROBLEMS, Subparsers, age, group, load_unchec
 from vm2mail.cli.owner import run_as_spool_owner
 from vm2mail.config import Config
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.batch import DISCARDED, batch, open_spool
+from vm2mail.ingest.batch import (
+    DISCARDED,
+    abandoned,
+    batch,
+    gateway_pid,
+    gateway_started,
+    open_spool,
+    release_marker,
+)
 from vm2mail.ingest.jobs import Job
 from vm2mail.ingest.spool import STATES, Spool
 
@@ -50,9 +58,26 @@ def _jobs(spool: Spool, state: str) -> list[tuple[Job, Path]]:
     return found
 
 
+_URL = re.compile(r"\bhttps?://\S*?([^/\s]+?)(?=[\s,;:]*(?:\s|$))")
+_FAILED = re.compile(r"^(?:FAILED permanently|attempt \d+ failed, retry in \d+s): ")
+
+
 def _summary(job: Job) -> str:
     last = job.history[-1] if job.history else ""
     return last.split(": ", 1)[1] if ": " in last and last[:4].isdigit() else last
+
+
+def _reason(job: Job, width: int = 200) -> str:
+    """The last event for a table cell: why it failed first, URLs cut to their last path part.
+
+    The raw text often starts with the recording URL ("fetching https://api.twilio.com/...: HTTP 503")
+    and a cut at the column width would keep the URL and lose the reason.
+    """
+    text = _summary(job)
+    prefix = "FAILED: " if text.startswith("FAILED") else ""
+    text = _URL.sub(r"\1", _FAILED.sub("", text))
+    text = prefix + text
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def recent_failures(spool: Spool, limit: int = 5) -> list[dict[str, str]]:
@@ -82,7 +107,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             entries.append({"state": state, "job": json.loads(job.to_json())})
             # AGE is how long it has been in the spool (an imported job may be of a call long ago).
             queued = datetime.fromtimestamp(job.queued_at or path.stat().st_mtime, UTC)
-            rows.append((state, job.id, job.mailbox, age(queued), str(job.attempts), _summary(job)[:80]))
+            rows.append((state, job.id, job.mailbox, age(queued), str(job.attempts), _reason(job)))
     if args.json:
         print(json.dumps(entries, indent=1))
     elif len(rows) == 1:
@@ -140,14 +165,24 @@ def cmd_retry(args: argparse.Namespace) -> int:
     run_as_spool_owner(config)
     spool = open_spool(config.server.spool_dir)
     moved = []
+    live = gateway_pid(config)
+    started = gateway_started(config) if live is not None else None
     for wanted in args.jobs:
         state, path = find_job(spool, wanted)
-        if state not in ("failed", "new"):
+        if state == "cur":
+            # Claimed: by a process that is gone (a command killed mid-delivery, or a gateway that
+            # died; then no gateway runs) the job is taken over; by a live one it is left alone.
+            gone = abandoned(spool, path.stem, started)
+            if live is not None and gone is None:
+                raise Vm2mailError(f"job {path.stem} is in cur/: being delivered now (gateway pid {live})")
+            print(f"{path.stem}: taking over from {f'pid {gone}' if gone else 'a stopped gateway'}, gone")
+        elif state not in ("failed", "new"):
             raise Vm2mailError(f"job {path.stem} is in {state}/; only failed (or waiting) jobs are retried")
         job = Job.from_json(path.read_bytes())
         job.attempts, job.not_before, job.queued_at = 0, 0.0, time.time()
         job.history.append(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: retried by the admin")
         _move(path, spool.dir("new"), job.to_json())
+        release_marker(spool, job.id)
         print(f"{job.id}: moved from {state}/ to new/")
         moved.append(job.id)
     if args.no_deliver:

@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from vm2mail.config import yamlsource
 from vm2mail.config.model import (
@@ -19,11 +18,13 @@ from vm2mail.config.model import (
     ServerConfig,
     TwilioConfig,
 )
+from vm2mail.config.routing import forward_target, number_hours, office_hours, outage, routing
 from vm2mail.config.schema import (
     Section,
     country,
     e164,
     fingerprint,
+    hostname,
     language,
     listen,
     positive,
@@ -57,7 +58,7 @@ def _server(source: Source, data: Any) -> ServerConfig:
     host, port = listen(source, "server.listen", s.get("listen", str, "127.0.0.1:8080"))
     public_url = s.get("public_url", str, check=url) or "http://invalid"
     spool = s.get("spool_dir", str, "/var/lib/vm2mail/spool")
-    domain = s.get("mail_domain", str, urlsplit(public_url).hostname or "localhost")
+    domain = s.get("mail_domain", str, hostname(public_url) or "localhost")
     config = ServerConfig(
         listen_host=host,
         listen_port=port,
@@ -70,6 +71,7 @@ def _server(source: Source, data: Any) -> ServerConfig:
             "log_format", str, "text", lambda v: None if v in ("text", "json") else "must be text or json"
         ),
         call_budget_seconds=s.get("call_budget_seconds", float, 1.5, positive),
+        spool_keep_days=s.get("spool_keep_days", int, 30, positive),
     )
     s.done()
     if not config.secret_key:
@@ -99,8 +101,11 @@ def _twilio(source: Source, data: Any) -> TwilioConfig:
         timeout_seconds=s.get("timeout_seconds", float, 30.0, positive),
     )
     s.done()
-    parts = urlsplit(config.api_base_url)
-    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+    if config.api_base_url.lower().startswith("http:") and hostname(config.api_base_url) not in (
+        "127.0.0.1",
+        "localhost",
+        "::1",
+    ):
         # Recordings are fetched with the account's credentials: plain HTTP only for a local stand-in.
         source.error("twilio.api_base_url", "must use https (plain http only for loopback test servers)")
     return config
@@ -180,7 +185,7 @@ def _mailbox(source: Source, box_id: str, data: Any, d: Defaults) -> Mailbox:
         imap_user=s.get("imap_user", str, None),
         imap_password=s.get("imap_password", str, None),
         numbers=tuple(numbers),
-        forward_to=s.get("forward_to", str, None, e164),
+        forward_to=s.get("forward_to", str, None, forward_target),
         gpg_recipients=tuple(
             fingerprint(source, f"{path}.gpg_recipients[{i}]", v) for i, v in enumerate(recipients)
         ),
@@ -205,6 +210,7 @@ def _mailbox(source: Source, box_id: str, data: Any, d: Defaults) -> Mailbox:
         group_sync=s.get("group_sync", bool, d.group_sync),
         allow_plain=s.get("allow_plain", bool, False),
         notify=notify(source, f"{path}.notify", s.get("notify", dict, None), d.notify),
+        office_hours=office_hours(source, f"{path}.office_hours", s.get("office_hours", dict, None)),
     )
     s.done()
     return box
@@ -272,6 +278,9 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
     relay = smtp_relay(source, root.get("smtp_relay", dict, None))
     ingress = smtp_ingress(source, root.get("smtp_ingress", dict, None), server.mail_domain, mailboxes)
     watcher_config = watcher(source, root.get("watcher", dict, {}))
+    outage_config = outage(source, root.get("outage", dict, {}), mailboxes)
+    routing_config = routing(source, root.get("routing", dict, {}))
+    hours_by_number = number_hours(source, root.get("office_hours", dict, {}), mailboxes)
     web_config = web(source, root.get("web", dict, {}))
     root.done()
     if relay is None:
@@ -294,6 +303,9 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
         smtp_relay=relay,
         smtp_ingress=ingress,
         watcher=watcher_config,
+        outage=outage_config,
+        routing=routing_config,
+        number_hours=hours_by_number,
         web=web_config,
     )
     if check_keys is not None:

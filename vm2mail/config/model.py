@@ -23,6 +23,8 @@ class ServerConfig:
     log_format: str = "text"  # text | json
     # What a caller may wait for the mail store (greeting, full check, a menu step); then cache/default.
     call_budget_seconds: float = 1.5
+    # spool/done/ (delivered jobs) and spool/replies/ (sent SMS replies) are pruned after this long.
+    spool_keep_days: int = 30
 
     @property
     def public_host(self) -> str:
@@ -162,6 +164,40 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OfficeHours:
+    """Weekly opening hours in the mailbox's time zone plus closed dates (routing/hours.py decides)."""
+
+    # weekly[0] is Monday: the (start, end) ranges of that day, sorted and non-overlapping; end > start.
+    weekly: tuple[tuple[tuple[time, time], ...], ...] = ((),) * 7
+    holidays: frozenset[str] = frozenset()  # ISO dates ("2026-12-24") closed all day
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutageConfig:
+    """Company outage mode: which called numbers it covers and whose voicemail takes those calls."""
+
+    numbers: tuple[str, ...] | None = None  # None: every number
+    routes: dict[str, str] = field(default_factory=dict)  # called number -> mailbox id
+    default_mailbox: str | None = None  # for covered numbers without a route (None: their own mailbox)
+    state_mailbox: str | None = None  # whose folder keeps the switch (METADATA); None: the first one
+    monitor_token: str | None = field(default=None, repr=False)  # POST /outage bearer token
+
+    def covers(self, number: str) -> bool:
+        return self.numbers is None or number in self.numbers
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutingConfig:
+    """How the call path reads switched state and guards the PBX behind ``forward_to``."""
+
+    cache_seconds: float = 5.0  # switched state read from IMAP is reused this long
+    read_timeout_seconds: float = 1.5  # the call path waits at most this for IMAP, then uses the last state
+    breaker_failures: int = 5  # failed dials in a row (within the window) that open the breaker
+    breaker_window_seconds: int = 300
+    breaker_open_seconds: int = 60  # calls skip the PBX this long, then one call probes it
+
+
+@dataclass(frozen=True, kw_only=True)
 class Defaults:
     ring_seconds: int = 20
     max_message_seconds: int = 300
@@ -212,6 +248,7 @@ class Mailbox:
     group_sync: bool = True
     allow_plain: bool = False  # deliver unencrypted when every key is unusable (instead of waiting)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    office_hours: OfficeHours | None = None  # None: always open
 
     @property
     def is_group(self) -> bool:
@@ -241,6 +278,10 @@ class Config:
     smtp_relay: SmtpRelayConfig | None = None
     smtp_ingress: SmtpIngressConfig | None = None
     watcher: WatcherConfig = field(default_factory=WatcherConfig)
+    outage: OutageConfig = field(default_factory=OutageConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    # Office hours per called number (top-level ``office_hours``); they win over the mailbox's own.
+    number_hours: dict[str, OfficeHours] = field(default_factory=dict)
     web: WebConfig = field(default_factory=WebConfig)
 
     def mailbox_for_number(self, number: str) -> Mailbox | None:

@@ -18,7 +18,7 @@ from vm2mail.config.yamlsource import Source
 # v4 fingerprints are 40 hex digits (RFC 4880 §12.2), v5/v6 ones 64 (RFC 9580 §5.5.4), as the encryptor takes.
 FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 LANGUAGES = ("en-US", "de-DE")
-SECRET_KEYS = {"auth_token", "imap_password", "master_password", "secret_key", "password"}
+SECRET_KEYS = {"auth_token", "imap_password", "master_password", "secret_key", "password", "monitor_token"}
 _MISSING = object()
 
 
@@ -104,10 +104,22 @@ def language(value: Any) -> str | None:
 
 
 def url(value: Any) -> str | None:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (parsing the port raises for "host:99999" or "host:x")
+    except ValueError as exc:  # "http://[::1": urlsplit raises rather than returning parts
+        return f"{value!r} is not a valid URL: {exc}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{value!r} is not an http(s) URL"
     return None
+
+
+def hostname(value: str) -> str | None:
+    """The URL's host name, None when it has none or cannot be parsed (``url`` reports why)."""
+    try:
+        return urlsplit(value).hostname
+    except ValueError:
+        return None
 
 
 def listen(source: Source, path: str, value: str) -> tuple[str, int]:

@@ -86,8 +86,8 @@ namespace inbox {{
 
 protocol imap {{
   mail_max_userip_connections = 1000
-  # RFC 5464 METADATA.
-  imap_metadata = yes
+  # RFC 5464 METADATA (tests turn it off to see the gateway notice).
+  imap_metadata = {metadata}
 }}
 
 service imap-login {{
@@ -148,6 +148,7 @@ class DevDovecot:
     port: int = 0  # plain IMAP, STARTTLS offered; 0 = pick a free port at the first start
     tls_port: int = 0  # implicit TLS (imaps)
     master_user: str = "gateway"
+    metadata: bool = True  # imap_metadata: the phone menu's PINs and lockouts need it
     master_password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
     _users: dict[str, str] = field(default_factory=dict, repr=False)
     # Process titles are "dovecot-<instance>/imap" etc.; a fixed, unique name finds this instance's children.
@@ -229,6 +230,7 @@ class DevDovecot:
         self.config_file.write_text(
             _CONFIG.format(
                 host=self.host,
+                metadata="yes" if self.metadata else "no",
                 port=self.port,
                 tls_port=self.tls_port,
                 base_dir=self._base_dir,

@@ -1,5 +1,7 @@
 """Plays one inbound call against a running gateway the way Twilio does: signed webhooks, TwiML followed.
 
+``play_fallback`` plays a call answered by a number's static fallback TwiML while the gateway is down.
+
 Requests go to ``gateway_url`` but are signed over ``public_url`` (the gateway validates against its
 configured public URL, as it must behind a TLS-terminating proxy). Recordings are registered at a
 :class:`~vm2mail.devstack.fake_twilio.FakeTwilio`, so the gateway's worker can fetch and delete them.
@@ -283,3 +285,52 @@ async def simulate_call(
         )
         await call.run(voice_url, await call.post(voice_url, call.call_params()))
     return trace
+
+
+# -- the gateway down: the number's fallback TwiML ---------------------------------------------------
+# Twilio fetches the fallback URL when the voice URL fails (https://www.twilio.com/docs/usage/webhooks/
+# voice-webhooks#fallback-urls); with a TwiML Bin nothing of ours runs. ``play_fallback`` plays such a
+# document as Twilio would: ``<Say>`` is heard, ``<Record>`` stores the caller's audio in the account
+# (the fake's recording list, with the call, so ``vm2mail reconcile`` can map it to the dialled number),
+# the action is not followed (it only hangs up), ``<Hangup>`` ends the call.
+
+
+class FallbackError(ValueError):
+    """The document holds a verb a static fallback cannot carry out (it would need the gateway)."""
+
+
+@dataclass
+class FallbackCall:
+    call_sid: str
+    said: list[str] = field(default_factory=list)
+    recording: Recording | None = None
+    hung_up: bool = False
+
+
+STATIC_VERBS = frozenset({"Say", "Play", "Pause", "Record", "Hangup"})
+
+
+def play_fallback(fake: FakeTwilio, document: str, *, to: str, caller: str, wav: bytes) -> FallbackCall:
+    """Run ``document`` for a call from ``caller`` to ``to`` who speaks ``wav`` after the beep."""
+    root = ET.fromstring(document)  # noqa: S314 - TwiML printed by `vm2mail fallback-twiml`
+    if root.tag != "Response":
+        raise FallbackError("the fallback TwiML must be a <Response>")
+    call = FallbackCall(call_sid=new_sid("CA"))
+    fake.add_call(call.call_sid, to=to, caller=caller)
+    for verb in root:
+        if verb.tag not in STATIC_VERBS:
+            raise FallbackError(f"<{verb.tag}> needs a live server; a fallback must not depend on one")
+        if verb.tag == "Say":
+            call.said.append(verb.text or "")
+        elif verb.tag == "Record":
+            callback = verb.get("recordingStatusCallback")
+            if callback:
+                raise FallbackError(f"recordingStatusCallback {callback} would need the gateway")
+            call.recording = fake.add_recording(wav, call_sid=call.call_sid)
+            if verb.get("action"):
+                call.hung_up = True  # the action TwiML hangs up (HANGUP_URL)
+                return call
+        elif verb.tag == "Hangup":
+            call.hung_up = True
+            return call
+    return call

@@ -151,12 +151,13 @@ async def transcode_to_mp3(
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
-            # Encoding is batch work: at a lower CPU priority it never delays a webhook reply or an
-            # SMTP 250 (the front doors share the cores with the workers).
-            preexec_fn=lower_priority,
         )
     except OSError as exc:
         raise AudioError(f"cannot start ffmpeg: {exc}", temporary=True) from exc
+    # Encoding is batch work: at a lower CPU priority it never delays a webhook reply or an SMTP 250
+    # (the front doors share the cores with the workers). Lowered from outside, after the start, so
+    # nothing runs between fork and exec, and a sandbox that denies it costs priority, not the job.
+    lower_priority(proc.pid)
 
     assert proc.stderr is not None
     try:

@@ -20,7 +20,7 @@ import aiohttp
 from vm2mail.config.model import Config
 from vm2mail.errors import SpoolError
 from vm2mail.ingest.jobs import Job
-from vm2mail.ingest.spool import STATES, Spool
+from vm2mail.ingest.spool import STATES, Spool, fsync_dir
 from vm2mail.ingest.worker import AdminAlert, Pipeline
 from vm2mail.mailstore.store import ImapStore
 from vm2mail.telephony.rest import TwilioRest
@@ -37,6 +37,14 @@ def gateway_pid(config: Config) -> int | None:
     except (OSError, ValueError):
         return None
     return pid
+
+
+def gateway_started(config: Config) -> float | None:
+    """When the gateway serving this spool started: its pid file is written once, at start."""
+    try:
+        return (config.server.spool_dir / PID_FILE).stat().st_mtime
+    except OSError:
+        return None
 
 
 def job_state(spool: Spool, job_id: str) -> str | None:
@@ -58,15 +66,106 @@ def open_spool(root: Path) -> Spool:
     return spool
 
 
-def _claim(spool: Spool, job_id: str, requeue_claimed: bool) -> Job | None:
-    """Move ``job_id`` from new/ (or from cur/, left by a killed command) to cur/ and read it."""
-    if requeue_claimed and spool.path("cur", job_id).exists():
-        return Job.from_json(spool.path("cur", job_id).read_bytes())
+def _marker(spool: Spool, job_id: str) -> Path:
+    return spool.dir("cur") / f".{job_id}.claim"
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks (/proc/PID/stat field 22): tells a reused pid apart."""
     try:
-        os.replace(spool.path("new", job_id), spool.path("cur", job_id))
-    except FileNotFoundError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return None
-    return Job.from_json(spool.path("cur", job_id).read_bytes())
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _alive(pid: int, started: str) -> bool:
+    """Whether the process that wrote a marker (``pid``, started at ``started``) still runs."""
+    now = _start_time(pid)
+    if now is not None:
+        return now == started  # another process with a reused pid is not the claimant
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process (/proc hidden, e.g. ProtectProc=): assume it is the one
+    return True
+
+
+def _mark(spool: Spool, job_id: str) -> None:
+    """Record this process as the claimant of ``job_id`` in cur/ (written whole, then renamed)."""
+    marker = _marker(spool, job_id)
+    tmp = marker.with_name(f"{marker.name}.{os.getpid()}")
+    tmp.write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
+    os.replace(tmp, marker)
+
+
+def abandoned(spool: Spool, job_id: str, gateway_started: float | None) -> int | None:
+    """The pid of the gone command that left ``job_id`` in cur/, or None if it is not abandoned.
+
+    Only commands leave markers; a gateway started after the marker has requeued the job since (it
+    moves all of cur/ back to new/ when it starts), so such a marker is stale and the job is its own.
+    """
+    marker = _marker(spool, job_id)
+    try:
+        pid_text, started = marker.read_text().split()
+        written = marker.stat().st_mtime
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    if gateway_started is not None and gateway_started >= written:
+        return None
+    if _alive(pid, started):
+        return None  # still running: its job
+    return pid
+
+
+def _live_command(spool: Spool, job_id: str) -> bool:
+    """Whether a running command (another admin's, at this moment) has claimed ``job_id``."""
+    try:
+        pid, started = _marker(spool, job_id).read_text().split()
+        return _alive(int(pid), started)
+    except (OSError, ValueError):
+        return False
+
+
+def _claim(spool: Spool, job_id: str, takeover: bool) -> Job | None:
+    """Move ``job_id`` from new/ to cur/ (or take it over in cur/) and read it; None when it is not there."""
+    cur = spool.path("cur", job_id)
+    if takeover and cur.exists():
+        _mark(spool, job_id)
+        return Job.from_json(cur.read_bytes())
+    # The marker first: a command killed between the two steps leaves a job that is visibly its own.
+    _mark(spool, job_id)
+    try:
+        os.replace(spool.path("new", job_id), cur)
+    except FileNotFoundError:
+        _marker(spool, job_id).unlink(missing_ok=True)
+        return None
+    return Job.from_json(cur.read_bytes())
+
+
+def release_marker(spool: Spool, job_id: str) -> None:
+    """Forget who claimed ``job_id`` (it has left cur/)."""
+    _marker(spool, job_id).unlink(missing_ok=True)
+
+
+def _settled(spool: Spool, job_id: str, *, give_back: bool) -> None:
+    """After this process handled ``job_id``: drop its marker; ``give_back`` puts an unfinished job
+    (interrupted, still in cur/) back into new/, where the gateway or the next command finds it."""
+    marker = _marker(spool, job_id)
+    try:
+        ours = marker.read_text().split()[0] == str(os.getpid())
+    except (OSError, IndexError):
+        return
+    if not ours:
+        return
+    if give_back:
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(spool.path("cur", job_id), spool.path("new", job_id))
+            fsync_dir(spool.dir("new"))
+    marker.unlink(missing_ok=True)
 
 
 @dataclass
@@ -78,6 +177,8 @@ class Batch:
     pipeline: Pipeline
     # Without a live gateway a job in cur/ was left by a killed run of a command: resume it.
     requeue_claimed: bool
+    # When the live gateway started (its pid file's time): older claim markers are stale.
+    gateway_started: float | None = None
 
     def submit(self, job: Job, blob: bytes | None = None, blob_suffix: str = ".bin") -> bool:
         """Spool ``job`` unless its id is known (then nothing is written); blocking."""
@@ -90,11 +191,22 @@ class Batch:
         A job a gateway has claimed is waited for (up to ``wait`` seconds); ``cur`` is returned when
         it is still claimed after that.
         """
-        job = await asyncio.to_thread(_claim, self.spool, job_id, self.requeue_claimed)
+        gone = abandoned(self.spool, job_id, self.gateway_started)
+        # Without a gateway, cur/ is a gone process's, unless another command is delivering it now.
+        takeover = gone is not None or (self.requeue_claimed and not _live_command(self.spool, job_id))
+        job = await asyncio.to_thread(_claim, self.spool, job_id, takeover)
         if job is not None:
             if job.not_before > time.time():
                 job.not_before = 0.0  # the admin asked now: do not wait for the backoff
-            await self.pipeline.handle(job)
+            try:
+                await self.pipeline.handle(job)
+            except BaseException:
+                # Ctrl-C (or any end of this command) mid-delivery: the job goes back to new/ at once,
+                # not left in cur/ until the gateway restarts. Delivery dedupes by Message-ID, so a
+                # job interrupted after its APPEND is not delivered twice when it runs again.
+                _settled(self.spool, job_id, give_back=True)
+                raise
+            _settled(self.spool, job_id, give_back=False)
         deadline = time.monotonic() + wait
         state = job_state(self.spool, job_id)
         while state == "cur" and time.monotonic() < deadline:
@@ -126,8 +238,13 @@ async def batch(config: Config, alert_admin: AdminAlert | None = None) -> AsyncI
             delete_recording=rest.delete_recording,
             alert_admin=alert_admin,
         )
+        live = gateway_pid(config)
         yield Batch(
-            config=config, spool=spool, pipeline=pipeline, requeue_claimed=gateway_pid(config) is None
+            config=config,
+            spool=spool,
+            pipeline=pipeline,
+            requeue_claimed=live is None,
+            gateway_started=gateway_started(config) if live is not None else None,
         )
     finally:
         await store.close()

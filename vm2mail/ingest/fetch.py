@@ -1,11 +1,11 @@
-"""Download a Twilio recording to a file, only from the configured API host, with account credentials."""
+"""Download a Twilio recording by its SID from the configured API host, with the account credentials."""
 
 from __future__ import annotations
 
 import base64
 import logging
+import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -18,35 +18,32 @@ MAX_RECORDING_BYTES = 1 << 30  # 1 GiB: about 18 hours of 8 kHz 16-bit WAV; anyt
 CHUNK = 1 << 16
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port
+RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
 
 
-def media_url(twilio: TwilioConfig, recording_url: str) -> str:
-    """The WAV URL for a callback's ``RecordingUrl``, refused unless it points at ``api_base_url``.
+def recording_url(twilio: TwilioConfig, recording_sid: str) -> str:
+    """The recording's resource URL, built from ``api_base_url``, the account and a validated SID.
 
-    The callback is signed, but the signature only proves Twilio sent it; pinning the host means a
-    leaked auth token cannot turn the gateway into a fetcher of arbitrary URLs with Twilio credentials.
+    The callback's ``RecordingUrl`` is never fetched: the signature only proves Twilio sent it, and a
+    URL checked with one parser but fetched with another (aiohttp's yarl) is a classic SSRF gap. A
+    SID of 34 known characters cannot leave the path, so credentials only ever go to api_base_url.
+    https://www.twilio.com/docs/voice/api/recording#fetch-a-recording-resource
     """
-    if _origin(recording_url) != _origin(twilio.api_base_url):
-        raise TelephonyError(
-            f"recording URL host {urlsplit(recording_url).netloc!r} is not the configured Twilio API host "
-            f"{urlsplit(twilio.api_base_url).netloc!r}; refusing to fetch",
-            temporary=False,
-        )
-    path = urlsplit(recording_url).path
-    if not path.rsplit("/", 1)[-1].startswith("RE"):
-        raise TelephonyError(f"{recording_url!r} is not a recording URL", temporary=False)
+    if not RECORDING_SID.fullmatch(recording_sid):
+        raise TelephonyError(f"{recording_sid[:40]!r} is not a Twilio RecordingSid", temporary=False)
+    return f"{twilio.api_base_url}/2010-04-01/Accounts/{twilio.account_sid}/Recordings/{recording_sid}"
+
+
+def media_url(twilio: TwilioConfig, recording_sid: str) -> str:
     # Twilio serves the recording as WAV by default; ask for it explicitly (FIELD-NOTES: read the header).
-    return recording_url if path.endswith((".wav", ".mp3")) else f"{recording_url}.wav"
+    return recording_url(twilio, recording_sid) + ".wav"
 
 
 async def fetch_recording(
-    session: aiohttp.ClientSession, twilio: TwilioConfig, recording_url: str, dst: Path
+    session: aiohttp.ClientSession, twilio: TwilioConfig, recording_sid: str, dst: Path
 ) -> int:
-    """Stream the recording into ``dst``; return its size. Raises TelephonyError (temporary or not)."""
-    url = media_url(twilio, recording_url)
+    """Stream recording ``recording_sid`` into ``dst``; return its size. Raises TelephonyError."""
+    url = media_url(twilio, recording_sid)
     # HTTP Basic (RFC 7617) built by hand: aiohttp deprecates BasicAuth and the auth= parameter.
     token = base64.b64encode(f"{twilio.account_sid}:{twilio.auth_token}".encode()).decode("ascii")
     headers = {"Authorization": f"Basic {token}"}

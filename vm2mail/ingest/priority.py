@@ -10,22 +10,41 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+log = logging.getLogger(__name__)
+
 NICENESS = 10
+MAX_NICENESS = 19
 P = ParamSpec("P")
 T = TypeVar("T")
 
+_warned = False
 
-def lower_priority() -> None:
-    """Lower the calling thread's priority (Linux: niceness is per thread and inherited by children).
 
-    Also the ``preexec_fn`` of subprocesses: it runs in the child before exec, and nice() is safe there.
+def lower_priority(pid: int = 0) -> bool:
+    """Lower a process's (0: the calling thread's) CPU priority by NICENESS; never raises.
+
+    Priority is a nicety, never a reason to fail a job: a sandbox may deny setpriority (a systemd
+    ``SystemCallFilter=~@resources`` answers EPERM) and the process may already be gone. Linux keeps
+    niceness per thread, so 0 lowers only this thread, and children it starts inherit the value.
+    There is no ``preexec_fn`` any more: running Python between fork and exec is unsafe in a threaded
+    process (subprocess documents it), and an exception there failed every encoding.
     """
-    os.nice(NICENESS)
+    global _warned
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, pid)
+        os.setpriority(os.PRIO_PROCESS, pid, min(current + NICENESS, MAX_NICENESS))
+    except OSError as exc:
+        if not _warned:
+            _warned = True
+            log.info("cannot lower the priority of batch work (%s); it runs at normal priority", exc)
+        return False
+    return True
 
 
 _executor: ThreadPoolExecutor | None = None

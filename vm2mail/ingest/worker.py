@@ -211,11 +211,12 @@ class Pipeline:
         """Fetch and encode the recording; a silent or too-short one turns the job into a missed call."""
         source = self.spool.blob_path(job)
         if source is None:
-            if not job.recording_url:
+            if not job.recording_url or not job.recording_sid:
                 raise AudioError("job has neither a recording URL nor audio", temporary=False)
             source = workdir / "recording.wav"
             with metrics.STAGE_SECONDS.labels(stage="fetch").time():
-                await fetch_recording(self.http, config.twilio, job.recording_url, source)
+                # By SID from api_base_url: the URL stored in the job is never fetched (fetch.py).
+                await fetch_recording(self.http, config.twilio, job.recording_sid, source)
         with metrics.STAGE_SECONDS.labels(stage="transcode").time():
             encoded = await transcode_to_mp3(source, workdir / "voicemail.mp3")
         if encoded.silent or encoded.duration < mailbox.min_message_seconds:

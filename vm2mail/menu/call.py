@@ -13,6 +13,7 @@ from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.voicemails import Voicemails
 from vm2mail.menu.login import Alert, Logins
 from vm2mail.menu.state import MenuState, encode
+from vm2mail.routing.switches import Switches
 from vm2mail.telephony import twiml
 from vm2mail.telephony.media import Playback
 from vm2mail.telephony.prompts import Prompt, render_prompt
@@ -33,6 +34,8 @@ class MenuDeps:
     delete_recording: Callable[[str], Awaitable[None]] | None = None  # TwilioRest.delete_recording
     alert: Alert | None = None  # (subject, text) to the admin; logged when None
     logins: Logins | None = None  # built from the above on first use
+    switches: Switches | None = None  # divert switch for the options menu (key 4)
+    away_greetings: Greetings | None = None  # the away greeting (keys 6 and 7)
 
     def login_service(self) -> Logins:
         if self.logins is None:

@@ -156,8 +156,8 @@ class Menu:
 
     async def _logged_in(self, call: Call, state: MenuState) -> str:
         step, key = state.step, call.digits
-        if step == "greetrec":
-            return await options.recorded(call, state)
+        if step in ("greetrec", "awayrec"):
+            return await options.recorded(call, state, away=step == "awayrec")
         if step == "dialed":
             return await messages.main_menu(call, state)
         if not key:
@@ -218,6 +218,14 @@ class Menu:
             return await options.hear(call, state)
         if key == "3":
             return await options.remove(call, state)
+        if key == "4":
+            return await options.divert(call, state)
+        if key in ("6", "7"):
+            return (
+                options.record(call, state, away=True)
+                if key == "6"
+                else await options.remove(call, state, away=True)
+            )
         if key == "5":
             return options.new_pin(call, state)
         if key in ("#", "*"):

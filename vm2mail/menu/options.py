@@ -1,4 +1,4 @@
-"""Mailbox options (key 0): record, hear and remove the greeting, change the PIN."""
+"""Mailbox options (key 0): record, hear and remove the greeting, divert to voicemail, change the PIN."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import logging
 import tempfile
+import time
 from pathlib import Path
 
 from vm2mail.errors import Vm2mailError
@@ -13,6 +14,7 @@ from vm2mail.ingest.fetch import fetch_recording
 from vm2mail.menu.call import Call
 from vm2mail.menu.state import MenuState, pin_mac
 from vm2mail.pinhash import PIN
+from vm2mail.routing import control
 from vm2mail.telephony import twiml
 
 log = logging.getLogger(__name__)
@@ -28,20 +30,25 @@ def options_page(call: Call, state: MenuState, lead: list[twiml.Spoken] | None =
     return call.page(state.next(step="options", quiet=0, pending=""), items)
 
 
-def record(call: Call, state: MenuState) -> str:
-    """Option 1: prompt, beep, ``<Record>``; the action (step "greetrec") stores it."""
+def record(call: Call, state: MenuState, *, away: bool = False) -> str:
+    """Option 1 (6: the away greeting): prompt, beep, ``<Record>``; the action (step "greetrec"/"awayrec")
+    stores it."""
+    prompt = "menu-away-record.j2" if away else "menu-greeting-record.j2"
     return twiml.record_greeting(
-        items=[call.prompt("menu-greeting-record.j2")],
-        action=call.url(state.next(step="greetrec", call=call.call_sid)),
+        items=[call.prompt(prompt)],
+        action=call.url(state.next(step="awayrec" if away else "greetrec", call=call.call_sid)),
         max_seconds=GREETING_MAX_SECONDS,
         fallback=call.url(state.next(step="options", call=call.call_sid)),
     )
 
 
-async def recorded(call: Call, state: MenuState) -> str:
+async def recorded(call: Call, state: MenuState, *, away: bool = False) -> str:
     """The ``<Record action>``: fetch the WAV from Twilio, store it as the greeting, delete it at Twilio."""
     mailbox = call.mailbox
     assert mailbox is not None
+    greetings = call.deps.away_greetings if away else call.deps.greetings
+    if greetings is None:
+        return options_page(call, state, [call.prompt("menu-greeting-failed.j2")])
     url, sid = call.form.get("RecordingUrl", ""), call.form.get("RecordingSid", "")
     if not url or not sid:
         return options_page(call, state, [call.prompt("menu-greeting-failed.j2")])
@@ -50,13 +57,13 @@ async def recorded(call: Call, state: MenuState) -> str:
             path = Path(tmp) / "greeting.wav"
             for attempt in range(1, FETCH_ATTEMPTS + 1):
                 try:
-                    await fetch_recording(call.deps.http, call.config.twilio, url, path)
+                    await fetch_recording(call.deps.http, call.config.twilio, sid, path)
                     break
                 except Vm2mailError:
                     if attempt == FETCH_ATTEMPTS:
                         raise
                     await asyncio.sleep(FETCH_PAUSE_SECONDS)
-            greeting = await call.deps.greetings.save(mailbox, path)
+            greeting = await greetings.save(mailbox, path)
     except Vm2mailError as exc:
         log.error(
             "call %s: greeting recording %s for mailbox %s not saved: %s", call.call_sid, sid, mailbox.id, exc
@@ -82,13 +89,30 @@ async def hear(call: Call, state: MenuState) -> str:
     return options_page(call, state, [call.prompt("menu-greeting-current.j2"), play])
 
 
-async def remove(call: Call, state: MenuState) -> str:
-    """Option 3: remove the recorded greeting; callers hear the spoken template again."""
+async def remove(call: Call, state: MenuState, *, away: bool = False) -> str:
+    """Option 3 (7: the away greeting): remove the recorded greeting; callers hear the spoken one again."""
     mailbox = call.mailbox
     assert mailbox is not None
-    removed = await call.deps.greetings.remove(mailbox)
+    greetings = call.deps.away_greetings if away else call.deps.greetings
+    if greetings is None:
+        return options_page(call, state, [call.prompt("menu-invalid.j2")])
+    removed = await greetings.remove(mailbox)
     name = "menu-greeting-removed.j2" if removed else "menu-greeting-none.j2"
     log.info("call %s: %d greeting(s) of mailbox %s removed", call.call_sid, removed, mailbox.id)
+    return options_page(call, state, [call.prompt(name)])
+
+
+async def divert(call: Call, state: MenuState) -> str:
+    """Option 4: send the mailbox's calls straight to voicemail, or ring ``forward_to`` again (a toggle)."""
+    mailbox = call.mailbox
+    assert mailbox is not None
+    switches = call.deps.switches
+    if switches is None:
+        return options_page(call, state, [call.prompt("menu-invalid.j2")])
+    current = await switches.mode(mailbox)
+    now = time.time()
+    switch = await control.divert(switches, mailbox, on=not current.active(now), by=f"phone {call.call_sid}")
+    name = "menu-divert-on.j2" if switch.active(now) else "menu-divert-off.j2"
     return options_page(call, state, [call.prompt(name)])
 
 

@@ -59,16 +59,20 @@ def _unavailable(config: Config, token: str | None, call_sid: str) -> prompts.Pr
     return prompts.service_prompt(config, UNAVAILABLE)
 
 
-def greeting_url(deps: MenuDeps) -> Callable[[Mailbox], Awaitable[str | None]]:
-    """For the call flow: the signed URL of the mailbox's recorded greeting, None for the spoken one."""
+def greeting_url(deps: MenuDeps, *, away: bool = False) -> Callable[[Mailbox], Awaitable[str | None]]:
+    """For the call flow: the signed URL of the mailbox's recorded (``away``: away) greeting, None for
+    the spoken one."""
 
     # Cache-first (callpath): the greeting last found plays while IMAP is slow or away; the URL is
     # signed afresh for every call because it expires after menu.media_ttl_seconds.
     cache = CachedLookup[Greeting | None]("greeting lookup")
 
     async def lookup(mailbox: Mailbox) -> str | None:
+        greetings = deps.away_greetings if away else deps.greetings
+        if greetings is None:
+            return None
         budget = deps.config().server.call_budget_seconds
-        greeting = await cache.get(mailbox.id, lambda: deps.greetings.current(mailbox), None, budget)
+        greeting = await cache.get(mailbox.id, lambda: greetings.current(mailbox), None, budget)
         if greeting is None:
             return None
         return deps.playback.url(mailbox, greeting.folder, greeting.uid)

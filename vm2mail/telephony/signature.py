@@ -32,12 +32,10 @@ def sign(auth_token: str, url: str, params: Params) -> str:
     return str(RequestValidator(auth_token).compute_signature(url, params))
 
 
-def verify(auth_token: str, url: str, params: Params, signature: str | None, *, call_sid: str = "") -> None:
-    """Raise SignatureError unless ``signature`` is Twilio's for ``url`` and all of ``params``.
+def require_signature(auth_token: str, url: str, signature: str | None, *, call_sid: str = "") -> None:
+    """Raise SignatureError when no request could pass ``verify``: no signature, or no token to check it.
 
-    Every received parameter is signed over, because Twilio may add new ones at any time
-    (https://www.twilio.com/docs/usage/webhooks/webhooks-security); the validator accepts the URL
-    with and without an explicit default port, as Twilio's own signing varies there.
+    Checked before the body is parsed, so an unsigned request costs no parsing and cannot reach it.
     """
     if not signature:
         log.warning("webhook %s without %s refused (call %s)", url, SIGNATURE_HEADER, call_sid or "?")
@@ -45,6 +43,17 @@ def verify(auth_token: str, url: str, params: Params, signature: str | None, *, 
     if not auth_token:
         log.error("no Twilio auth token configured: refusing webhook %s", url)
         raise SignatureError("no auth token configured")
+
+
+def verify(auth_token: str, url: str, params: Params, signature: str | None, *, call_sid: str = "") -> None:
+    """Raise SignatureError unless ``signature`` is Twilio's for ``url`` and all of ``params``.
+
+    Every received parameter is signed over, because Twilio may add new ones at any time
+    (https://www.twilio.com/docs/usage/webhooks/webhooks-security); the validator accepts the URL
+    with and without an explicit default port, as Twilio's own signing varies there.
+    """
+    require_signature(auth_token, url, signature, call_sid=call_sid)
+    assert signature is not None
     if not RequestValidator(auth_token).validate(url, params, signature):
         # Log the URL and call only: never the token, and not the signature (a replayable credential).
         log.warning("webhook %s with invalid signature refused (call %s)", url, call_sid or "?")

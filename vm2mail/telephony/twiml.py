@@ -117,7 +117,10 @@ def forward(*, public_url: str, mailbox: Mailbox, forward_to: str, caller_id: st
         caller_id=caller_id,
         answer_on_bridge=True,
     )
-    dial.number(forward_to)
+    if forward_to.startswith(("sip:", "sips:")):
+        dial.sip(forward_to)  # a PBX by SIP URI (https://www.twilio.com/docs/voice/twiml/sip)
+    else:
+        dial.number(forward_to)
     return _xml(response)
 
 

@@ -18,12 +18,16 @@ from multidict import MultiDict
 from vm2mail import logsetup, metrics, phone
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import SignatureError, SpoolError, TelephonyError
+from vm2mail.ingest.fetch import recording_url
 from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
 from vm2mail.ingest.spool import Spool
 from vm2mail.menu.state import MenuState
 from vm2mail.menu.state import encode as encode_state
+from vm2mail.routing import decide as routing
+from vm2mail.routing.breaker import Breakers, dial_failed
+from vm2mail.routing.switches import Switches
 from vm2mail.telephony import callpath, callstatus, prompts, twiml
-from vm2mail.telephony.signature import SIGNATURE_HEADER, verify, webhook_url
+from vm2mail.telephony.signature import SIGNATURE_HEADER, require_signature, verify, webhook_url
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,16 @@ class TelephonyDeps:
     # Optional services the composition root wires in when they run:
     mailbox_full: Callable[[Mailbox], Awaitable[bool]] | None = None  # the watcher's counts (max_messages)
     greeting_url: Callable[[Mailbox], Awaitable[str | None]] | None = None  # recorded greeting (menu)
+    away_greeting_url: Callable[[Mailbox], Awaitable[str | None]] | None = None  # recorded away greeting
+    switches: Switches | None = None  # divert/outage switches in IMAP (routing/switches.py)
+    breakers: Breakers | None = None  # the PBX circuit breakers (routing/breaker.py)
+
+
+def _remaining(config: Config, deadline: float | None) -> float:
+    """Seconds left of the call's budget (all of it when the step set no deadline)."""
+    if deadline is None:
+        return config.server.call_budget_seconds
+    return max(0.0, deadline - asyncio.get_running_loop().time())
 
 
 def caller_number(raw: str | None) -> str | None:
@@ -101,7 +115,11 @@ async def _form(request: web.Request) -> MultiDict[str]:
     if request.content_type != FORM:
         raise TelephonyError(f"expected {FORM}, got {request.content_type or 'no body'}")
     form: MultiDict[str] = MultiDict()
-    for key, value in (await request.post()).items():
+    try:
+        posted = await request.post()
+    except (LookupError, UnicodeDecodeError) as exc:  # charset=<unknown>, or bytes not in that charset
+        raise TelephonyError(f"cannot decode the form ({request.charset or 'utf-8'}): {exc}") from exc
+    for key, value in posted.items():
         if not isinstance(value, str):
             raise TelephonyError("file fields are not accepted")
         form.add(key, value)
@@ -171,8 +189,9 @@ def recording_job(
         ),
         started_at=_started_at(form.get("RecordingStartTime"), now),
         recording_sid=recording_sid,
-        # Only a completed recording has media to fetch; the worker fetches it with Basic auth.
-        recording_url=(form.get("RecordingUrl") or None) if kind == VOICEMAIL else None,
+        # Only a completed recording has media to fetch; the worker fetches it with Basic auth, from
+        # the URL built of api_base_url and the validated SID, not the callback's RecordingUrl.
+        recording_url=recording_url(config.twilio, recording_sid) if kind == VOICEMAIL else None,
         recording_duration=_seconds(form.get("RecordingDuration")),
     )
 
@@ -184,9 +203,11 @@ class _Webhooks:
         self.deps = deps
         self.full = callpath.CachedLookup[bool]("mailbox-full check")
 
-    async def _lookups(self, config: Config, mailbox: Mailbox, greeting: bool) -> tuple[bool, str | None]:
-        """(mailbox full?, recorded greeting URL), both within the call budget, side by side (callpath)."""
-        budget = config.server.call_budget_seconds
+    async def _lookups(
+        self, config: Config, mailbox: Mailbox, greeting: bool, deadline: float | None
+    ) -> tuple[bool, str | None]:
+        """(mailbox full?, recorded greeting URL), side by side, by the call's deadline (callpath)."""
+        budget = _remaining(config, deadline)
         is_full, greeting_url = self.deps.mailbox_full, self.deps.greeting_url
 
         async def full() -> bool:
@@ -204,10 +225,17 @@ class _Webhooks:
         return await asyncio.gather(full(), recorded())
 
     async def _voicemail(
-        self, config: Config, mailbox: Mailbox, form: Mapping[str, str], attempt: int = 1
+        self,
+        config: Config,
+        mailbox: Mailbox,
+        form: Mapping[str, str],
+        attempt: int = 1,
+        route: routing.Route | None = None,
+        deadline: float | None = None,
     ) -> str:
         # Never a blocking IMAP wait here: a hung mail store must not keep a caller from leaving a message.
-        is_full, recorded = await self._lookups(config, mailbox, greeting=attempt == 1)
+        own_greeting = attempt == 1 and (route is None or route.greeting == routing.GREETING)
+        is_full, recorded = await self._lookups(config, mailbox, own_greeting, deadline)
         if is_full:
             log.info("call %s: mailbox %s is full, nothing recorded", form.get("CallSid", "?"), mailbox.id)
             return twiml.say_and_hangup(prompts.mailbox_prompt(config, mailbox, prompts.MAILBOX_FULL))
@@ -226,7 +254,13 @@ class _Webhooks:
             caller=caller,
         )
         menu_action = None
-        if attempt == 1:
+        if route is not None and route.greeting != routing.GREETING and attempt == 1:
+            # Away, outage or closed: the situation's greeting (templates/prompts/<lang>/<kind>.j2).
+            greeting = prompts.mailbox_prompt(config, mailbox, f"{route.greeting}.j2", text=route.away_text)
+            if route.greeting == routing.AWAY and not route.away_text and self.deps.away_greeting_url:
+                away = await self._away_greeting(config, mailbox)
+                greeting = twiml.Play(away) if away else greeting
+        elif attempt == 1:
             greeting = twiml.Play(recorded) if recorded else greeting
             if mailbox.pin_hash is not None:
                 # `*` during the greeting opens the menu (issue 3); only mailboxes with a PIN have one.
@@ -242,6 +276,43 @@ class _Webhooks:
             attempt=attempt,
             menu_action=menu_action,
         )
+
+    async def _away_greeting(self, config: Config, mailbox: Mailbox) -> str | None:
+        """The recorded away greeting's URL, waiting at most the routing read timeout (else spoken)."""
+        assert self.deps.away_greeting_url is not None
+        try:
+            return await asyncio.wait_for(
+                self.deps.away_greeting_url(mailbox), config.routing.read_timeout_seconds
+            )
+        except TimeoutError:
+            log.warning("mailbox %s: away greeting not readable in time, using the spoken one", mailbox.id)
+            return None
+
+    async def _route(self, config: Config, called: str, mailbox: Mailbox, deadline: float) -> routing.Route:
+        """Ask the routing core; the switches are read cache-first and bounded (routing/switches.py)."""
+        switch = outage = routing.Switch()
+        if self.deps.switches is not None:
+            wait = min(config.routing.read_timeout_seconds, _remaining(config, deadline))
+            switch, outage = await asyncio.gather(
+                self.deps.switches.cached_mode(mailbox, wait), self.deps.switches.cached_outage(wait)
+            )
+        breakers = self.deps.breakers
+        phase = (
+            breakers.phase(mailbox.forward_to) if breakers and mailbox.forward_to else routing.BREAKER_CLOSED
+        )
+        route = routing.decide(
+            config=config,
+            called=called,
+            mailbox=mailbox,
+            switch=switch,
+            outage=outage,
+            breaker=phase,
+            now=datetime.now(UTC),
+        )
+        if route.forward and phase == routing.BREAKER_PROBE and breakers and mailbox.forward_to:
+            breakers.probing(mailbox.forward_to)  # synchronous with phase(): one probe at a time
+        metrics.ROUTES.labels(reason=route.reason).inc()
+        return route
 
     def _query_mailbox(self, config: Config, request: web.Request) -> Mailbox | None:
         return config.mailboxes.get(request.query.get("mb", ""))
@@ -267,7 +338,11 @@ class _Webhooks:
             prompt = prompts.service_prompt(config, prompts.NOT_IN_SERVICE, called=called)
             metrics.CALLS.labels(outcome="unknown_number").inc()
             return _twiml(twiml.say_and_hangup(prompt))
-        if mailbox.forward_to:
+        # One budget for the whole answer: the switch reads and the greeting lookups share it, so a
+        # hung mail store costs the caller call_budget_seconds once, not once per lookup.
+        deadline = asyncio.get_running_loop().time() + config.server.call_budget_seconds
+        route = await self._route(config, called, mailbox, deadline)
+        if route.forward and mailbox.forward_to:
             log.info("call %s: mailbox %s, ringing its forward number first", call_sid, mailbox.id)
             caller_id = caller_number(form.get("From")) or called
             metrics.CALLS.labels(outcome="forward").inc()
@@ -279,9 +354,9 @@ class _Webhooks:
                     caller_id=caller_id,
                 )
             )
-        log.info("call %s: mailbox %s, taking a message", call_sid, mailbox.id)
+        log.info("call %s: mailbox %s, taking a message (%s)", call_sid, route.mailbox.id, route.reason)
         metrics.CALLS.labels(outcome="voicemail").inc()
-        return _twiml(await self._voicemail(config, mailbox, form))
+        return _twiml(await self._voicemail(config, route.mailbox, form, route=route, deadline=deadline))
 
     async def dial_done(self, request: web.Request) -> web.Response:
         """The ``<Dial action>``: answered calls are left alone, the rest go to voicemail."""
@@ -289,6 +364,10 @@ class _Webhooks:
         form = await _form(request)
         call_sid = _sid(form, "CallSid", CALL_SID)
         status = form.get("DialCallStatus", "")
+        forwarded = self._query_mailbox(config, request)
+        if self.deps.breakers is not None and forwarded is not None and forwarded.forward_to:
+            failed = dial_failed(status, form.get("DialSipResponseCode"))
+            self.deps.breakers.result(forwarded.forward_to, failed, call_sid=call_sid)
         if status in CONNECTED:
             log.info("call %s: forwarded call answered (%s)", call_sid, status)
             return _twiml(twiml.hangup())
@@ -380,14 +459,16 @@ def guard(deps: TelephonyDeps) -> Middleware:
         call_sid = ""
         context = logsetup.CALL_ID.set(None)
         try:
-            form = await _form(request)
-            call_sid = form.get("CallSid", "")[:34]
-            # Every log record of this request carries the call id (vm2mail.logsetup).
-            logsetup.CALL_ID.set(call_sid if CALL_SID.match(call_sid) else None)
             config = deps.config()
             # raw_path is the request target byte for byte: Twilio signed the URL exactly as we wrote it.
             url = webhook_url(config.server.public_url, request.raw_path)
             signature = request.headers.get(SIGNATURE_HEADER)
+            # Unsigned requests are refused before the body is read or parsed: anyone can send them.
+            require_signature(config.twilio.auth_token, url, signature)
+            form = await _form(request)
+            call_sid = form.get("CallSid", "")[:34]
+            # Every log record of this request carries the call id (vm2mail.logsetup).
+            logsetup.CALL_ID.set(call_sid if CALL_SID.match(call_sid) else None)
             verify(config.twilio.auth_token, url, form, signature, call_sid=call_sid)
             if form.get("AccountSid") != config.twilio.account_sid:
                 log.warning("call %s: webhook %s for another account refused", call_sid, request.path)
