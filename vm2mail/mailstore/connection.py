@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import re
 import ssl
@@ -88,6 +89,8 @@ class ImapConnection:
     async def guard(self, awaitable: Awaitable[T], what: str) -> T:
         """Await an aioimaplib call with the configured timeout; fail at once if the connection drops."""
         if not self.alive:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never awaited now: no "coroutine was never awaited" warning later
             raise self.error(f"{what}: connection already closed")
         task = asyncio.ensure_future(awaitable)
         lost = asyncio.ensure_future(self._lost.wait())
