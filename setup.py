@@ -23,5 +23,16 @@ TEMPLATE_DIRS = [
 setup(
     packages=[*find_packages(include=["vm2mail*"]), *DATA_PACKAGES, *TEMPLATE_DIRS],
     package_dir=DATA_PACKAGES,
-    package_data={"vm2mail.templates": ["**/*"], "vm2mail.devstack.sample": ["*.wav"]},
+    package_data={
+        "vm2mail.templates": ["**/*"],
+        "vm2mail.devstack.sample": ["*.wav"],
+        # The web inbox's page and browser libraries (vendor/ is filled by `make vendor` from npm).
+        "vm2mail.web": [
+            "static/*.html",
+            "static/*.js",
+            "static/*.css",
+            "static/vendor/*",
+            "static/vendor/postal-mime/*",
+        ],
+    },
 )

@@ -33,11 +33,17 @@ from vm2mail.pipeline.worker import DeliveredHook, Pipeline
 from vm2mail.routing.background import OutageExpiry, SharedBreakers
 from vm2mail.routing.breaker import Breakers
 from vm2mail.routing.switches import Switches
+from vm2mail.smtp.replies import ReplySender
 from vm2mail.smtp.server import SmtpIngress
 from vm2mail.telephony.media import Playback, add_media_routes
 from vm2mail.telephony.webhooks import TelephonyDeps, add_routes
 from vm2mail.twilioapi.rest import TwilioRest
 from vm2mail.watcher import Watcher, WatchEvent
+from vm2mail.web import WebDeps, add_web_routes
+from vm2mail.web.auth import WebLogins
+from vm2mail.web.folder import InboxFolders
+from vm2mail.web.live import LiveHub
+from vm2mail.web.session import Generations
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +115,21 @@ def menu_deps(gateway: Gateway, rest: TwilioRest) -> MenuDeps:
         alert=alert,
         switches=Switches(gateway.current, metadata),
         away_greetings=AwayGreetings(gateway.store, voicemails),
+    )
+
+
+def web_deps(gateway: Gateway, menu: MenuDeps, rest: TwilioRest) -> WebDeps:
+    """The web inbox (issue 12) over the menu's folder reader, lockout store and playback."""
+    return WebDeps(
+        config=gateway.current,
+        folders=InboxFolders(menu.voicemails),
+        generations=Generations(gateway.current, menu.metadata),
+        logins=WebLogins(gateway.current, menu.login_service()),
+        playback=menu.playback,
+        greetings=menu.greetings,
+        hub=LiveHub(),
+        connect=rest.connect,
+        replies=ReplySender(gateway.current, rest.send_sms, Path(gateway.spool.root) / "replies"),
     )
 
 
@@ -202,6 +223,9 @@ class Gateway:
         gateway.outage_expiry = OutageExpiry(gateway.current, menu.switches, rest)
         add_menu_routes(app, menu)
         add_media_routes(app, menu.playback)
+        inbox = web_deps(gateway, menu, rest)
+        watcher.subscribe(inbox.hub.on_event)
+        add_web_routes(app, inbox)
         ops.add_ops_routes(app, ops.Health(gateway.current, spool, store, key_problems), spool)
         await gateway.runner.setup()
         host = config.server.listen_host

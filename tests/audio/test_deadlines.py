@@ -20,6 +20,10 @@ from vm2mail.errors import AudioError, CryptoError
 def silent_unix_listener(path: Path) -> socket.socket:
     """A gpg-agent that accepts connections and never greets: gpg waits on it forever."""
     subprocess.run(["gpgconf", "--homedir", str(path.parent), "--kill", "gpg-agent"], check=False)
+    # The dying agent removes its socket by name on its way out: wait for that, or it may remove ours.
+    deadline = time.monotonic() + 5
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
     path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))

@@ -34,6 +34,7 @@ from vm2mail.config.schema import (
     url,
 )
 from vm2mail.config.services import admin, menu, notify, smtp_ingress, smtp_relay, watcher
+from vm2mail.config.web import web
 from vm2mail.config.yamlsource import Source
 from vm2mail.errors import ConfigError
 from vm2mail.pinhash import is_pin_hash
@@ -280,6 +281,7 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
     outage_config = outage(source, root.get("outage", dict, {}), mailboxes)
     routing_config = routing(source, root.get("routing", dict, {}))
     hours_by_number = number_hours(source, root.get("office_hours", dict, {}), mailboxes)
+    web_config = web(source, root.get("web", dict, {}))
     root.done()
     if relay is None:
         emails = [f"mailboxes.{b.id}.notify.email" for b in mailboxes.values() if b.notify.email]
@@ -304,6 +306,7 @@ def load_config(path: Path | str, *, check_keys: KeyCheck | None = None) -> Conf
         outage=outage_config,
         routing=routing_config,
         number_hours=hours_by_number,
+        web=web_config,
     )
     if check_keys is not None:
         # Key problems are reported together with every other problem, so one run of check-config

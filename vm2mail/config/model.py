@@ -140,6 +140,15 @@ class WatcherConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WebConfig:
+    """The web inbox under /inbox/ (vm2mail.web): browser access to the same IMAP folders."""
+
+    enabled: bool = True
+    session_minutes: int = 8 * 60  # a login cookie expires after this (signed into the cookie)
+    page_size: int = 50  # voicemails per list page
+
+
+@dataclass(frozen=True, kw_only=True)
 class NotifyConfig:
     """Per-mailbox notifications when a voicemail lands (never with audio)."""
 
@@ -273,6 +282,7 @@ class Config:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     # Office hours per called number (top-level ``office_hours``); they win over the mailbox's own.
     number_hours: dict[str, OfficeHours] = field(default_factory=dict)
+    web: WebConfig = field(default_factory=WebConfig)
 
     def mailbox_for_number(self, number: str) -> Mailbox | None:
         """The mailbox a called number (E.164) reaches, or None."""

@@ -185,6 +185,9 @@ Open the voicemail in an e-mail client (Thunderbird: Add Mail Account → Config
   Anna's secret key (no passphrase), to import into the client's OpenPGP manager:
     {root / "anna-secret-key.asc"}
   mutt: mutt -f imap://anna%40demo.local@127.0.0.1:{ports.imap}/Voicemail  (import the key with gpg first)
+Or open the web inbox in a browser: http://127.0.0.1:{ports.gateway}/inbox/
+  log in as anna@demo.local with the password above, then import {root / "anna-secret-key.asc"}
+  in the page (give it a passphrase there: the key stays in the browser, never on the server)
 Place another call:   .venv/bin/vm2mail simulate-call -c {config} --from +4930999 --to +15550003000
 Configuration:        {config}
 """)

@@ -8,6 +8,7 @@ It speaks the 2010-04-01 API shape closely enough for the official ``twilio`` cl
 * ``GET  …/Recordings/{RE}.json``, ``GET …/Recordings.json`` (DateCreated, DateCreated<, DateCreated>,
   CallSid, Page, PageSize), ``DELETE …/Recordings/{RE}.json`` → 204.
 * ``POST …/Messages.json`` (To, From, Body) → 201 message resource; To not E.164 → 400 code 21211.
+* ``POST …/Calls.json`` (To, From, Twiml or Url) → 201 call resource, kept in ``placed``.
 * ``GET  …/Calls/{CA}.json``: the Call resource (``to``, ``from``, ``caller_name``) of calls added with
   ``add_call`` (reconciliation maps a recording to its mailbox by the called number).
 
@@ -174,6 +175,7 @@ class FakeTwilio:
         self.fetches: list[MediaFetch] = []
         self.deleted: set[str] = set()
         self.messages: list[dict[str, str]] = []
+        self.placed: list[dict[str, str]] = []  # outbound calls created through POST Calls.json
         self.calls: dict[str, dict[str, Any]] = {}
         self.refused_messages: list[dict[str, str]] = []  # SMS answered with an error by refuse_number
         self._refused_numbers: dict[str, tuple[int, int]] = {}  # To -> (HTTP status, Twilio error code)
@@ -191,6 +193,7 @@ class FakeTwilio:
         app.router.add_delete(f"{base}/Recordings/{{name}}", self._delete)
         app.router.add_post(f"{base}/Messages.json", self._message)
         app.router.add_get(f"{base}/Calls.json", self._calls)
+        app.router.add_post(f"{base}/Calls.json", self._create_call)
         app.router.add_get(f"{base}/Calls/{{name}}", self._call)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -390,6 +393,33 @@ class FakeTwilio:
         if call is None or extension != "json":
             return self._not_found(request)
         return web.json_response(call)
+
+    async def _create_call(self, request: web.Request) -> web.Response:
+        """``POST …/Calls.json`` (To, From, Twiml or Url): an outbound call, remembered in ``placed``."""
+        if not self._authorized(request):
+            return self._deny()
+        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        to, sender = form.get("To", ""), form.get("From", "")
+        if not phone.is_e164(to):
+            return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if not phone.is_e164(sender):
+            return _error(400, 21212, f"The 'From' number {sender} is not a valid phone number.")
+        if not (form.get("Twiml") or form.get("Url")):
+            return _error(400, 21205, "Url or Twiml is required.")
+        self.placed.append(form)
+        sid = new_sid("CA")
+        return web.json_response(
+            {
+                "sid": sid,
+                "account_sid": self.account_sid,
+                "to": to,
+                "from": sender,
+                "status": "queued",
+                "direction": "outbound-api",
+                "uri": f"{API}/Accounts/{self.account_sid}/Calls/{sid}.json",
+            },
+            status=201,
+        )
 
     async def _message(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import ssl
 import time
@@ -88,6 +89,8 @@ class ImapConnection(ImapCommands):
     async def guard(self, awaitable: Awaitable[T], what: str) -> T:
         """Await an aioimaplib call with the configured timeout; fail at once if the connection drops."""
         if not self.alive:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never awaited now: no "coroutine was never awaited" warning later
             raise self.error(f"{what}: connection already closed")
         task = asyncio.ensure_future(awaitable)
         lost = asyncio.ensure_future(self._lost.wait())
@@ -149,6 +152,18 @@ class ImapConnection(ImapCommands):
             text = response_text(response).replace(password, "***") if password else response_text(response)
             raise self.error(f"login as {self.login!r} refused: {text}")
         await self._learn_delimiter()
+
+    async def try_login(self, password: str) -> bool:
+        """LOGIN on a connected session: True when accepted, False when refused (NO); MailStoreError
+        when the server cannot tell (BAD, or RFC 5530 ``[UNAVAILABLE]``: its own trouble, such as
+        Dovecot's "Temporary authentication failure", not a wrong password)."""
+        response = await self.guard(self.client.login(quote(self.login), password), "LOGIN")
+        if response.result == "OK":
+            return True
+        text = response_text(response).replace(password, "***") if password else response_text(response)
+        if response.result != "NO" or "[UNAVAILABLE]" in text.upper():
+            raise self.error(f"LOGIN: {response.result} {text}", broken=False)
+        return False
 
     async def connect(self) -> None:
         """Open the socket and secure it (implicit TLS or STARTTLS) as ``cfg.security`` says; no login."""

@@ -83,6 +83,12 @@ class Logins:
             return Result.OK
         return Result.LOCKED if await self._failed(mailbox, call_sid) else Result.WRONG
 
+    async def record_failure(self, mailbox: Mailbox, where: str) -> bool:
+        """Count a failed login from another door (the web inbox) towards the same lockout."""
+        lock = self._checking.setdefault(mailbox.id, asyncio.Lock())
+        async with lock:
+            return await self._failed(mailbox, where)
+
     async def _failed(self, mailbox: Mailbox, call_sid: str) -> bool:
         """Record a failure; True when it locked the mailbox."""
         menu = self.config().menu

@@ -153,22 +153,39 @@ class ReplySender:
         text = reply_text(message, ingress.reply_max_chars)
         message_id = str(message.get("Message-ID", "")).strip() or hashlib.sha256(raw).hexdigest()
         key = hashlib.sha256(f"{target.mailbox.id}\0{target.caller}\0{message_id}".encode()).hexdigest()[:32]
-        if not await asyncio.to_thread(self._claim, key, target):
-            log.info("reply %s to mailbox %s already handled: not sent again", key, target.mailbox.id)
-            return "250 2.0.0 Reply already sent"
         try:
-            sid = await self.send_sms(config.twilio.sms_from, target.caller, text)
+            sid = await self.send_once(target, text, key)
         except TelephonyError as exc:
-            await asyncio.to_thread(self._release, key)
-            log.warning("reply %s for mailbox %s not sent: %s", key, target.mailbox.id, exc)
             if exc.temporary:
                 return "451 4.4.0 The SMS service is unavailable; try again later"
             raise ReplyRefused(
                 "550 5.1.1 The caller's number cannot receive SMS (or refused it); no SMS was sent"
             ) from exc
+        if sid is None:
+            return "250 2.0.0 Reply already sent"
+        return f"250 2.0.0 Sent to the caller as SMS {sid}"
+
+    async def send_once(self, target: ReplyTarget, text: str, key: str) -> str | None:
+        """Send ``text`` to the caller at most once per ``key`` (also used by the web inbox).
+
+        The SMS sid, or None when ``key`` was sent (or claimed) before; TelephonyError when Twilio
+        refused or failed, after releasing the claim so a later retry may send.
+        """
+        sender = self.config().twilio.sms_from
+        if not sender:
+            raise TelephonyError("SMS replies are not configured (twilio.sms_from)", temporary=False)
+        if not await asyncio.to_thread(self._claim, key, target):
+            log.info("reply %s to mailbox %s already handled: not sent again", key, target.mailbox.id)
+            return None
+        try:
+            sid = await self.send_sms(sender, target.caller, text)
+        except TelephonyError as exc:
+            await asyncio.to_thread(self._release, key)
+            log.warning("reply %s for mailbox %s not sent: %s", key, target.mailbox.id, exc)
+            raise
         await asyncio.to_thread(self._settle, key, sid)
         log.info("reply %s for mailbox %s sent as SMS %s", key, target.mailbox.id, sid)
-        return f"250 2.0.0 Sent to the caller as SMS {sid}"
+        return sid
 
     def _path(self, key: str) -> Path:
         return self.root / f"{key}.json"

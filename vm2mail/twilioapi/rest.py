@@ -74,6 +74,26 @@ class TwilioRest:
         log.info("SMS %s sent to %s", sid, to)
         return sid
 
+    async def connect(self, owner: str, caller_id: str, twiml: str) -> str:
+        """Ring ``owner`` from ``caller_id`` and run ``twiml`` when answered (the web inbox's "call me and
+        connect me to the caller"); the CallSid. Raises TelephonyError like ``send_sms``."""
+
+        def call() -> str:
+            created = self._client.api.v2010.account.calls.create(to=owner, from_=caller_id, twiml=twiml)
+            return str(created.sid)
+
+        try:
+            sid = await asyncio.to_thread(call)
+        except TwilioRestException as exc:
+            raise TelephonyError(
+                f"call to {owner} refused: HTTP {exc.status} code {exc.code}: {exc.msg}",
+                temporary=exc.status >= 500 or exc.status == 429,
+            ) from exc
+        except OSError as exc:
+            raise TelephonyError(f"call to {owner} failed: {exc}", temporary=True) from exc
+        log.info("call %s placed to %s", sid, owner)
+        return sid
+
     async def call_taken(self, call_sid: str) -> str | None:
         """Why an ended call needs no missed-call e-mail (a recording exists, a forward was answered).
 

@@ -1,0 +1,97 @@
+"""Web login: the mailbox's IMAP login and password checked by an IMAP LOGIN, with the menu's lockout.
+
+There is no second user database: the IMAP server decides. Failed logins count towards the lockout
+the phone menu keeps in METADATA (vm2mail.menu.login), so guessing by web and by phone share one budget
+and every gateway instance sees the same lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Callable
+
+from vm2mail.config.model import Config, Mailbox
+from vm2mail.errors import MailStoreError
+from vm2mail.mailstore.connection import ImapConnection
+from vm2mail.menu.login import Logins
+
+log = logging.getLogger(__name__)
+
+RETRY_PAUSE_SECONDS = 0.5
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    WRONG = "wrong"  # unknown login or wrong password: the browser is not told which
+    LOCKED = "locked"
+    UNAVAILABLE = "unavailable"  # the IMAP server could not be asked
+
+
+def mailbox_for_login(config: Config, login: str) -> Mailbox | None:
+    """The (first) personal mailbox whose ``imap_user`` is ``login`` (case-insensitive)."""
+    wanted = login.strip().lower()
+    for mailbox in config.mailboxes.values():
+        if not mailbox.is_group and mailbox.imap_user and mailbox.imap_user.lower() == wanted:
+            return mailbox
+    return None
+
+
+async def imap_login_ok(config: Config, login: str, password: str) -> bool:
+    """True when the IMAP server accepts LOGIN; MailStoreError when it cannot be asked."""
+    if any(c in login + password for c in "\r\n\x00"):
+        return False  # cannot be sent on the wire (RFC 3501 quoted strings), so cannot be right
+    conn = ImapConnection(config.imap, login)
+    try:
+        await conn.connect()
+        # RFC 5530 §3: [UNAVAILABLE] is the server's own trouble, not a wrong password: try_login
+        # raises for it, so it never counts towards the lockout.
+        return await conn.try_login(password)
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.logout()
+
+
+class WebLogins:
+    """Checks a browser's login; failures lock the mailbox exactly as wrong PINs do."""
+
+    def __init__(self, config: Callable[[], Config], logins: Logins) -> None:
+        self.config = config
+        self.logins = logins
+
+    async def check(self, login: str, password: str, *, client: str) -> tuple[Outcome, Mailbox | None]:
+        config = self.config()
+        mailbox = mailbox_for_login(config, login)
+        if mailbox is None or not password:
+            log.info("web login from %s for an unknown login refused", client)
+            return Outcome.WRONG, None
+        try:
+            if await self._locked(mailbox):
+                log.warning("web login to locked mailbox %s from %s refused", mailbox.id, client)
+                return Outcome.LOCKED, mailbox
+            try:
+                accepted = await imap_login_ok(config, mailbox.imap_user or login, password)
+            except MailStoreError as exc:
+                log.info("web login to mailbox %s: IMAP LOGIN not answered (%s); once more", mailbox.id, exc)
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                accepted = await imap_login_ok(config, mailbox.imap_user or login, password)
+            if accepted:
+                log.info("web login to mailbox %s from %s", mailbox.id, client)
+                return Outcome.OK, mailbox
+            locked = await self.logins.record_failure(mailbox, f"web login from {client}")
+        except MailStoreError as exc:
+            log.warning("web login to mailbox %s: IMAP unavailable: %s", mailbox.id, exc)
+            return Outcome.UNAVAILABLE, mailbox
+        return (Outcome.LOCKED if locked else Outcome.WRONG), mailbox
+
+    async def _locked(self, mailbox: Mailbox) -> bool:
+        """The lockout, read again once after a refusal: right after a folder is first created, Dovecot
+        2.3 was seen answering GETMETADATA on another session with "Mailbox doesn't exist" once."""
+        try:
+            return bool(await self.logins.locked_until(mailbox))
+        except MailStoreError as exc:
+            log.info("web login: lockout of mailbox %s not readable (%s); reading it again", mailbox.id, exc)
+            await asyncio.sleep(RETRY_PAUSE_SECONDS)
+            return bool(await self.logins.locked_until(mailbox))

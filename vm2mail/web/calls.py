@@ -1,0 +1,103 @@
+"""Calling a caller back from the inbox: "call me and connect me" through Twilio, and replies by SMS.
+
+The callback rings the owner's phone (``forward_to``) from the mailbox number and, when answered,
+dials the caller with the mailbox number as caller ID, as the menu's callback does: the caller sees the
+company number, never the owner's. SMS replies go through the same at-most-once sender as e-mail
+replies (vm2mail.smtp.replies), keyed by a request id the page makes, so a retried POST sends nothing
+twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from typing import Any
+
+from aiohttp import web
+from twilio.twiml.voice_response import VoiceResponse
+
+from vm2mail.errors import TelephonyError
+from vm2mail.smtp.replies import ReplyTarget
+from vm2mail.web.deps import WebDeps, authenticate, json_body, uid_of, view_of
+from vm2mail.web.http import WebError, api
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+_CONNECTING = {  # what the owner hears when they answer, before the caller's phone rings
+    "de": "Sie werden mit {number} verbunden.",
+    "en": "Connecting you to {number}.",
+}
+DEFAULT_SMS_CHARS = 320
+
+
+def sms_limit(deps: WebDeps) -> int:
+    ingress = deps.config().smtp_ingress
+    return ingress.reply_max_chars if ingress is not None else DEFAULT_SMS_CHARS
+
+
+def connect_twiml(language: str, number: str, caller_id: str) -> str:
+    response: Any = VoiceResponse()
+    spoken = " ".join(number.removeprefix("+"))  # digit by digit
+    response.say(_CONNECTING.get(language[:2], _CONNECTING["en"]).format(number=spoken), language=language)
+    # https://www.twilio.com/docs/voice/twiml/dial#callerid: a number of this account.
+    response.dial(caller_id=caller_id).number(number)
+    return str(response)
+
+
+def add_call_routes(app: web.Application, deps: WebDeps) -> None:
+    """``POST /inbox/api/voicemails/<uid>/callback`` and ``…/sms`` (JSON ``{"text", "request"}``)."""
+
+    async def caller_of(request: web.Request) -> tuple[Any, str]:
+        caller = await authenticate(deps, request, change=True)
+        uid, view = uid_of(request), view_of(request)
+        entry = await deps.folders.entry(caller.mailbox, uid, view)
+        if entry is None:
+            raise WebError(404, "not-found", "No such voicemail in this mailbox.")
+        if not entry.caller:
+            raise WebError(409, "no-caller", "The caller's number was withheld.")
+        return caller, entry.caller
+
+    @api
+    async def callback(request: web.Request) -> web.StreamResponse:
+        caller, number = await caller_of(request)
+        box = caller.mailbox
+        if deps.connect is None or not box.forward_to or not box.numbers:
+            raise WebError(409, "no-callback", "This mailbox has no phone to ring (forward_to) or no number.")
+        try:
+            sid = await deps.connect(
+                box.forward_to, box.numbers[0], connect_twiml(box.language, number, box.numbers[0])
+            )
+        except TelephonyError as exc:
+            log.warning("web: mailbox %s: callback not placed: %s", box.id, exc)
+            raise WebError(502, "twilio", "Twilio did not place the call; try again later.") from exc
+        log.info("web: mailbox %s: callback %s rings the owner, then the caller", box.id, sid)
+        return web.json_response({"ok": True, "call": sid})
+
+    @api
+    async def sms(request: web.Request) -> web.StreamResponse:
+        caller, number = await caller_of(request)
+        data = await json_body(request)
+        text, request_id = data.get("text"), data.get("request")
+        if not isinstance(text, str) or not text.strip():
+            raise WebError(400, "empty-sms", "Write a message first.")
+        if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
+            raise WebError(400, "bad-request", "request must be a request id (8 to 64 letters, digits, -).")
+        limit = sms_limit(deps)
+        if len(text) > limit:
+            raise WebError(400, "sms-too-long", f"At most {limit} characters.")
+        if deps.replies is None or not deps.config().twilio.sms_from:
+            raise WebError(409, "no-sms", "SMS replies are not configured on this gateway.")
+        box = caller.mailbox
+        key = hashlib.sha256(f"{box.id}\0{number}\0web:{request_id}".encode()).hexdigest()[:32]
+        try:
+            sid = await deps.replies.send_once(ReplyTarget(box, number, 0), text.strip(), key)
+        except TelephonyError as exc:
+            if exc.temporary:
+                raise WebError(503, "twilio", "The SMS service is unavailable; try again later.") from exc
+            raise WebError(409, "sms-refused", "The caller's number cannot receive SMS.") from exc
+        return web.json_response({"ok": True, "sms": sid, "already": sid is None})
+
+    app.router.add_post("/inbox/api/voicemails/{uid}/callback", callback)
+    app.router.add_post("/inbox/api/voicemails/{uid}/sms", sms)
