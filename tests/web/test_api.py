@@ -265,6 +265,7 @@ def test_list_is_newest_first_with_filters_pages_and_local_time(stack: Callable[
                 "+49301044",
                 54,
             )
+            assert newest["caller_display"] == "+49 30 1044"  # a German number, shown internationally
             # 12:44 UTC on 10 January is 07:44 in New York (EST, UTC-5).
             assert newest["date"] == "2026-01-10T07:44:00-05:00"
             assert [i["caller_name"] for i in first["items"]] == [f"Caller {n}" for n in range(44, 24, -1)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from vm2mail import phone
 from vm2mail.config.model import Mailbox
 from vm2mail.mailstore.voicemails import FLAGGED, SEEN, Counts, Entry, Listing, Voicemails
 
@@ -38,6 +39,7 @@ def entry_json(mailbox: Mailbox, entry: Entry) -> dict[str, Any]:
         "uid": entry.uid,
         "kind": entry.kind,
         "caller": entry.caller,
+        "caller_display": phone.display(entry.caller, mailbox.country),  # as the owner dials it
         "caller_name": entry.caller_name,
         "date": entry.date.astimezone(mailbox.tz).isoformat(timespec="seconds"),
         "duration": entry.duration,

@@ -196,7 +196,7 @@ function when(item) {
 }
 
 function who(item) {
-  return item.caller_name || item.caller || t("unknownCaller");
+  return item.caller_name || item.caller_display || item.caller || t("unknownCaller");
 }
 
 function button(label, action, extra = "") {
@@ -231,7 +231,7 @@ function render() {
     const meta = document.createElement("div");
     meta.className = "meta";
     const bits = [when(item)];
-    if (item.caller && item.caller_name) bits.push(item.caller);
+    if (item.caller && item.caller_name) bits.push(item.caller_display || item.caller);
     if (item.duration != null) bits.push(t("seconds", { n: item.duration }));
     if (item.encrypted) bits.push(t("encrypted"));
     meta.textContent = bits.join(" · ");
@@ -250,7 +250,7 @@ function render() {
     if (item.caller) {
       const call = document.createElement("a");
       call.href = `tel:${item.caller}`;
-      call.textContent = t("callTel", { number: item.caller });
+      call.textContent = t("callTel", { number: item.caller_display || item.caller });
       actions.append(call);
       // Callback and SMS go through the gateway, which knows the number only from the outer headers.
       const serverKnows = listed.caller != null;
