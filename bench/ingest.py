@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import yaml
 
 from vm2mail.app import Gateway
+from vm2mail.audio.transcode import ffmpeg_args
 from vm2mail.config import load_config
 from vm2mail.devstack import keys
 from vm2mail.devstack.dovecot import DevDovecot
 from vm2mail.devstack.fake_twilio import FakeTwilio
-from vm2mail.ingest.audio import ffmpeg_args
 
 ACCOUNT, TOKEN = "AC" + "be5c" * 8, "bench-token-0123456789"
 PUBLIC_URL = "https://vm.bench"

@@ -38,14 +38,14 @@ from twilio.request_validator import RequestValidator
 from yarl import URL
 
 from vm2mail.app import Gateway
+from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.config import load_config
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.devstack import keys
 from vm2mail.devstack.dovecot import DevDovecot
-from vm2mail.ingest.audio import transcode_to_mp3
-from vm2mail.ingest.jobs import VOICEMAIL, CallInfo
-from vm2mail.ingest.message import Voicemail, compose
-from vm2mail.ingest.pgp import Encryptor
+from vm2mail.jobs.jobs import VOICEMAIL, CallInfo
 from vm2mail.pinhash import hash_pin, verify_pin
+from vm2mail.pipeline.message import Voicemail, compose
 from vm2mail.telephony.media import Playback
 
 ACCOUNT, TOKEN = "AC" + "be5c" * 8, "bench-token-0123456789"

@@ -1,4 +1,5 @@
-"""Watch many mailboxes on a local Dovecot: the watcher's memory, idle CPU and \\Seen → count latency.
+"""Watch many mailboxes on a local Dovecot: the watcher's memory, idle CPU and \\Seen → count latency;
+then big folders (bench/bigfolders.py), each part with and without CONDSTORE.
 
 One IDLE connection per watched folder (one Dovecot imap process each). Prints the gateway process's
 RSS, Dovecot's total RSS, the CPU the watcher uses while nothing happens (% of one core), and p50/p95
@@ -6,6 +7,7 @@ of the time from a \\Seen change made by another IMAP client (STORE sent) to the
 Timings are printed, never asserted.
 
     .venv/bin/python bench/watch.py [--mailboxes 1000] [--changes 200] [--idle-seconds 30]
+        [--big 10] [--big-size 10000] [--big-changes 50] [--modes condstore,plain]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import bigfolders
 from vm2mail.config.model import (
     Config,
     Defaults,
@@ -35,7 +38,7 @@ from vm2mail.config.model import (
     TwilioConfig,
     WatcherConfig,
 )
-from vm2mail.devstack.dovecot import DevDovecot
+from vm2mail.devstack.dovecot import DevDovecot, drop_condstore
 from vm2mail.mailstore.store import ImapStore
 from vm2mail.watcher import Watcher
 
@@ -46,9 +49,12 @@ class BenchDovecot(DevDovecot):
     """The dev Dovecot with process limits raised above the number of watched folders."""
 
     limit: int = 1000
+    condstore: bool = True
 
     def _prepare(self) -> None:
         super()._prepare()
+        if not self.condstore:
+            drop_condstore(self.config_file)
         text = self.config_file.read_text()
         text = text.replace("default_process_limit = 1000", f"default_process_limit = {self.limit}")
         text = text.replace(
@@ -198,13 +204,64 @@ async def measure(
         await store.close()
 
 
+def run_mode(args: argparse.Namespace, condstore: bool) -> None:
+    """One Dovecot (with or without CONDSTORE), the accounts, both measurements, the report."""
+    label = "CONDSTORE" if condstore else "no CONDSTORE"
+    root = Path(tempfile.mkdtemp(prefix="vm2mail-bench-watch-"))
+    dovecot = BenchDovecot(root / "dovecot")
+    dovecot.limit = args.mailboxes + 200
+    dovecot.condstore = condstore
+    try:
+        users = [(f"w{i}@bench.example", f"pw-{i}") for i in range(args.mailboxes)]
+        for user, password in users:
+            dovecot.add_user(user, password)
+        dovecot.start()
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: seed(dovecot, *users[i], i), range(len(users))))
+        print(
+            f"[{label}] {len(users)} accounts with one voicemail each in {time.monotonic() - started:.1f} s"
+        )
+        cfg = config(root, dovecot, users)
+        if args.changes:
+            asyncio.run(measure(dovecot, cfg, users, args))
+        if args.big:
+            big = list(range(0, args.mailboxes, max(1, args.mailboxes // args.big)))[: args.big]
+            started = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                list(pool.map(lambda i: bigfolders.fill(dovecot, *users[i], args.big_size), big))
+            print(
+                f"[{label}] {len(big)} of them with {args.big_size} more voicemails each "
+                f"in {time.monotonic() - started:.1f} s"
+            )
+            out = asyncio.run(
+                bigfolders.measure(
+                    dovecot,
+                    cfg,
+                    users,
+                    [str(i) for i in big],
+                    args.big_size,
+                    args.big_changes,
+                    args.idle_seconds,
+                )
+            )
+            bigfolders.report(label, out)
+    finally:
+        dovecot.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--mailboxes", type=int, default=1000)
-    parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--changes", type=int, default=200, help="\\Seen changes on one-voicemail folders")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--big", type=int, default=10, help="mailboxes that get --big-size more voicemails")
+    parser.add_argument("--big-size", type=int, default=10000)
+    parser.add_argument("--big-changes", type=int, default=50, help="\\Seen changes on the big folders")
+    parser.add_argument("--modes", default="condstore,plain", help="condstore, plain (no CONDSTORE) or both")
     args = parser.parse_args()
     # Each IDLE imap process takes one inotify instance; all run as the same uid. Past the limit
     # Dovecot falls back to checking every mailbox_idle_check_interval (30 s): raise it first.
@@ -214,22 +271,9 @@ def main() -> None:
             f"warning: fs.inotify.max_user_instances is {instances}: Dovecot will poll every 30 s instead "
             f"of pushing changes; run `sysctl -w fs.inotify.max_user_instances={2 * args.mailboxes}`"
         )
-    root = Path(tempfile.mkdtemp(prefix="vm2mail-bench-watch-"))
-    dovecot = BenchDovecot(root / "dovecot")
-    dovecot.limit = args.mailboxes + 200
-    try:
-        users = [(f"w{i}@bench.example", f"pw-{i}") for i in range(args.mailboxes)]
-        for user, password in users:
-            dovecot.add_user(user, password)
-        dovecot.start()
-        started = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: seed(dovecot, *users[i], i), range(len(users))))
-        print(f"{len(users)} accounts with one voicemail each in {time.monotonic() - started:.1f} s")
-        asyncio.run(measure(dovecot, config(root, dovecot, users), users, args))
-    finally:
-        dovecot.destroy()
-        shutil.rmtree(root, ignore_errors=True)
+    modes = args.modes.split(",")
+    for mode in modes:
+        run_mode(args, condstore=mode == "condstore")
 
 
 if __name__ == "__main__":

@@ -33,13 +33,13 @@ import yaml
 from bench.menu import NUMBER, PASSWORD, PUBLIC, T0, USER, multiappend, ordinary, pct, voicemail
 from tests.web.browser import chromium_page
 from vm2mail.app import Gateway
+from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.config import load_config
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.devstack import keys
 from vm2mail.devstack.dovecot import DevDovecot
-from vm2mail.ingest.audio import transcode_to_mp3
-from vm2mail.ingest.jobs import VOICEMAIL, CallInfo
-from vm2mail.ingest.message import Voicemail, compose
-from vm2mail.ingest.pgp import Encryptor
+from vm2mail.jobs.jobs import VOICEMAIL, CallInfo
+from vm2mail.pipeline.message import Voicemail, compose
 from vm2mail.web.session import COOKIE
 
 PASSPHRASE = "bench passphrase"

@@ -16,12 +16,10 @@ from aiohttp import web
 from vm2mail import monitor, ops
 from vm2mail.config import Config, load_config
 from vm2mail.config.model import Mailbox
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.jobs import Job
-from vm2mail.ingest.pgp import Encryptor
-from vm2mail.ingest.prune import run_pruner
-from vm2mail.ingest.spool import Spool
-from vm2mail.ingest.worker import DeliveredHook, Pipeline
+from vm2mail.jobs.jobs import Job
+from vm2mail.jobs.spool import Spool
 from vm2mail.mailstore.awaygreeting import AwayGreetings
 from vm2mail.mailstore.greetings import Greetings
 from vm2mail.mailstore.metadata import Metadata
@@ -30,14 +28,16 @@ from vm2mail.mailstore.voicemails import Voicemails
 from vm2mail.menu.call import MenuDeps
 from vm2mail.menu.routes import add_menu_routes, greeting_url
 from vm2mail.notify import Notifier
+from vm2mail.pipeline.prune import run_pruner
+from vm2mail.pipeline.worker import DeliveredHook, Pipeline
 from vm2mail.routing.background import OutageExpiry, SharedBreakers
 from vm2mail.routing.breaker import Breakers
 from vm2mail.routing.switches import Switches
 from vm2mail.smtp.replies import ReplySender
 from vm2mail.smtp.server import SmtpIngress
 from vm2mail.telephony.media import Playback, add_media_routes
-from vm2mail.telephony.rest import TwilioRest
 from vm2mail.telephony.webhooks import TelephonyDeps, add_routes
+from vm2mail.twilioapi.rest import TwilioRest
 from vm2mail.watcher import Watcher, WatchEvent
 from vm2mail.web import WebDeps, add_web_routes
 from vm2mail.web.auth import WebLogins

@@ -23,7 +23,7 @@ from vm2mail.errors import Vm2mailError
 from vm2mail.routing import control
 from vm2mail.routing.decide import Switch
 from vm2mail.routing.switches import Switches
-from vm2mail.telephony.rest import TwilioRest
+from vm2mail.twilioapi.rest import TwilioRest
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("vm2mail.audit")

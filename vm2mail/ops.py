@@ -16,9 +16,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from vm2mail import logsetup, metrics, readiness
 from vm2mail.config import Config
 from vm2mail.errors import ConfigError, Vm2mailError
-from vm2mail.ingest.batch import PID_FILE
-from vm2mail.ingest.spool import Spool
+from vm2mail.jobs.spool import Spool
 from vm2mail.mailstore.store import ImapStore
+from vm2mail.pipeline.batch import PID_FILE
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from vm2mail.config import Config
 from vm2mail.config.model import Mailbox
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.jobs import Job
+from vm2mail.jobs.jobs import Job
 from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.store import ImapStore, Pool
 

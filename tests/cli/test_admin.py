@@ -26,8 +26,8 @@ from tests.menu.conftest import (  # noqa: F401  (fixture)
 )
 from vm2mail.cli import main
 from vm2mail.devstack import keys
-from vm2mail.ingest.jobs import VOICEMAIL, CallInfo, Job
-from vm2mail.ingest.spool import Spool
+from vm2mail.jobs.jobs import VOICEMAIL, CallInfo, Job
+from vm2mail.jobs.spool import Spool
 from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.store import ImapStore
 from vm2mail.menu.login import Logins

@@ -16,7 +16,7 @@ from vm2mail.config import Config
 from vm2mail.errors import Vm2mailError
 from vm2mail.migrate.asterisk import parse_callerid, read_message, scan, to_job
 from vm2mail.pinhash import verify_pin
-from vm2mail.reconcile import parse_since
+from vm2mail.pipeline.reconcile import parse_since
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from tests.e2e.harness import Stack, running
 from tests.e2e.test_voicemail import messages
 from tests.fixtures.dovecot import MailClient
 from tests.fixtures.twilio import make_wav
-from vm2mail.ingest.jobs import VOICEMAIL, CallInfo, Job
-from vm2mail.ingest.spool import Spool
+from vm2mail.jobs.jobs import VOICEMAIL, CallInfo, Job
+from vm2mail.jobs.spool import Spool
 
 
 def _failed_job(spool_dir: Path, n: int, reason: str = "IMAP said NO") -> Job:

@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.harness import Stack, parse, running
 from tests.fixtures.dovecot import MailClient
 from tests.ops.calls import call_params, new_call_sid, post
-from vm2mail.telephony import callstatus
+from vm2mail.pipeline import callstatus
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vm2mail.mailstore.folders import decode_mailbox, encode_mailbox, parse_list_line, quote, wire_mailbox
+from vm2mail.mailstore.folders import decode_mailbox, encode_mailbox, quote, wire_mailbox
+from vm2mail.mailstore.protocol import parse_list_line
 
 
 def test_rfc3501_example() -> None:

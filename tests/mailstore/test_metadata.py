@@ -11,7 +11,8 @@ import pytest
 from tests.mailstore.test_voicemails import mailbox
 from vm2mail.devstack.dovecot import DevDovecot
 from vm2mail.mailstore import ImapStore
-from vm2mail.mailstore.metadata import Metadata, parse_metadata
+from vm2mail.mailstore.metadata import Metadata
+from vm2mail.mailstore.protocol import parse_metadata
 
 Account = Callable[..., tuple[str, str]]
 

@@ -18,7 +18,7 @@ from tests.menu.walker import Walker
 from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.store import ImapStore
 from vm2mail.menu.login import Logins, Result
-from vm2mail.menu.state import MenuState, encode
+from vm2mail.telephony.menustate import MenuState, encode
 
 
 def test_login_by_mailbox_number_and_pin(menu_env: Callable[..., MenuEnv]) -> None:

@@ -12,7 +12,7 @@ from tests.fixtures.twilio import make_wav, run
 from tests.menu.conftest import OWNER, PIN, MenuEnv
 from tests.menu.walker import ffprobe_seconds
 from vm2mail.devstack.fake_twilio import new_sid
-from vm2mail.ingest.spool import Spool
+from vm2mail.jobs.spool import Spool
 from vm2mail.telephony.webhooks import TelephonyDeps, add_routes
 
 

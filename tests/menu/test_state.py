@@ -7,9 +7,9 @@ import time
 import pytest
 
 from vm2mail.errors import SignatureError
-from vm2mail.menu import state as menu_state
-from vm2mail.menu.state import MenuState, decode, encode, pin_mac
 from vm2mail.telephony import media
+from vm2mail.telephony import menustate as menu_state
+from vm2mail.telephony.menustate import MenuState, decode, encode, pin_mac
 
 SECRET = "s3cret-key-for-tests-0123456789"
 CALL = "CA" + "ab" * 16

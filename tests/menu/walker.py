@@ -21,13 +21,13 @@ from yarl import URL
 from tests.e2e.harness import Stack
 from tests.fixtures.config import AUTH_TOKEN
 from tests.fixtures.twilio import make_wav
+from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.config import Config
 from vm2mail.config.model import Mailbox
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.devstack.fake_twilio import new_sid
-from vm2mail.ingest.audio import transcode_to_mp3
-from vm2mail.ingest.jobs import VOICEMAIL, CallInfo
-from vm2mail.ingest.message import Voicemail, compose
-from vm2mail.ingest.pgp import Encryptor
+from vm2mail.jobs.jobs import VOICEMAIL, CallInfo
+from vm2mail.pipeline.message import Voicemail, compose
 
 SIGNATURE = "X-Twilio-Signature"
 

@@ -20,7 +20,7 @@ from tests.fixtures.dovecot import MailClient
 from tests.fixtures.smtp import SmtpSink
 from vm2mail.mailstore.store import ImapStore
 from vm2mail.notify import Notifier
-from vm2mail.telephony.rest import TwilioRest
+from vm2mail.twilioapi.rest import TwilioRest
 
 SMS_FROM = "+15550001000"
 ANNA_PHONE = "+15550009001"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from tests.ingest.test_message import mailbox
+from tests.pipeline.test_message import mailbox
 from vm2mail.mailstore.voicemails import Entry
 from vm2mail.notify.policy import NOTIFY
 from vm2mail.notify.texts import voicemail_texts

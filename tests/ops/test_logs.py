@@ -47,7 +47,7 @@ def test_json_lines_parse_and_carry_call_and_job_ids(stack: Callable[..., Stack]
     assert entries and all({"ts", "level", "logger", "msg"} <= set(e) for e in entries)
     webhooks = [e for e in entries if e["logger"] == "vm2mail.telephony.webhooks"]
     assert webhooks and all(e["call_id"] == call_sid for e in webhooks)
-    worker = [e for e in entries if e["logger"] == "vm2mail.ingest.worker"]
+    worker = [e for e in entries if e["logger"] == "vm2mail.pipeline.worker"]
     assert worker and all(e["job_id"] == f"twilio-{recording_sid}" for e in worker)
     assert all(e["call_id"] == call_sid for e in worker)
     # Logs from the IMAP store, called by the worker, carry the ids without repeating them.

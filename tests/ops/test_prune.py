@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.harness import Stack, gateway_up
-from vm2mail.ingest.prune import prune_sync
+from vm2mail.pipeline.prune import prune_sync
 
 DAY = 86400
 

@@ -97,8 +97,8 @@ def test_encoding_and_batch_work_succeed_where_setpriority_is_denied(tmp_path: P
     program = f"""
 import asyncio, os
 from pathlib import Path
-from vm2mail.ingest.audio import transcode_to_mp3
-from vm2mail.ingest.priority import lower_priority, run_batch
+from vm2mail.audio.transcode import transcode_to_mp3
+from vm2mail.priority import lower_priority, run_batch
 async def main():
     base = os.getpriority(os.PRIO_PROCESS, 0)  # the test run may itself be niced
     encoded = await transcode_to_mp3(Path({str(wav)!r}), Path({str(tmp_path / "out.mp3")!r}))

@@ -17,7 +17,7 @@ from tests.fixtures.twilio import (
     run,
     running_gateway,
 )
-from vm2mail.telephony.webhooks import caller_number
+from vm2mail.jobs.jobs import caller_number
 
 ANNA, BERND, CARLA = "+4930555201", "+4930555202", "+4930555203"
 

@@ -12,7 +12,7 @@ from tests.fixtures.faulty_imap import FaultyImap
 from vm2mail.config.model import SmtpRelayConfig, TwilioConfig
 from vm2mail.errors import TelephonyError
 from vm2mail.notify.mail import NotifyError, send_mail
-from vm2mail.telephony.rest import TwilioRest
+from vm2mail.twilioapi.rest import TwilioRest
 
 BOUND = 10.0  # generous for a 1 s deadline on a loaded machine
 

@@ -20,15 +20,15 @@ from aiohttp import web
 from tests.e2e.harness import ffprobe
 from tests.fixtures.dovecot import MailClient
 from tests.fixtures.gpg import GpgKeys
+from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.config import Config
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.devstack import keys
 from vm2mail.devstack.dovecot import DevDovecot
-from vm2mail.ingest.audio import transcode_to_mp3
-from vm2mail.ingest.jobs import VOICEMAIL, CallInfo
-from vm2mail.ingest.message import Voicemail, compose
-from vm2mail.ingest.pgp import Encryptor
+from vm2mail.jobs.jobs import VOICEMAIL, CallInfo
 from vm2mail.mailstore import ImapStore
 from vm2mail.mailstore.voicemails import Voicemails
+from vm2mail.pipeline.message import Voicemail, compose
 from vm2mail.telephony.media import Playback, add_media_routes, sign
 
 Account = Callable[..., tuple[str, str]]

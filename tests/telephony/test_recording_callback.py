@@ -13,8 +13,8 @@ from tests.fixtures.twilio import (
     run,
     running_gateway,
 )
-from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL
-from vm2mail.ingest.spool import Spool
+from vm2mail.jobs.jobs import MISSED_CALL, VOICEMAIL
+from vm2mail.jobs.spool import Spool
 
 CALL_SID = "CA" + "12" * 16
 RECORDING_SID = "RE" + "34" * 16

@@ -20,7 +20,7 @@ from tests.fixtures.twilio import (
 )
 from vm2mail.devstack.fake_twilio import FakeTwilio, basic_auth_header
 from vm2mail.devstack.simulator import CallTrace, SimulationError, simulate_call
-from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL
+from vm2mail.jobs.jobs import MISSED_CALL, VOICEMAIL
 
 ANNA, BERND, CARLA = "+4930555201", "+4930555202", "+4930555203"
 

@@ -1,4 +1,7 @@
-"""The ``vm2mail`` admin command; exit codes: 0 success, 1 bad input or problems found, 2 wrong usage."""
+"""The ``vm2mail`` admin command; exit codes: 0 success, 1 bad input or problems found, 2 wrong usage.
+
+Layer: top. May import anything below (edges through the composition root ``vm2mail.app``).
+"""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ import gnupg
 from vm2mail.cli.common import OK, PROBLEMS, Subparsers, group, load_unchecked, table
 from vm2mail.cli.owner import run_as_spool_owner
 from vm2mail.config import Config
+from vm2mail.crypto.keyhealth import EXPIRING, UNUSABLE, WARN_DAYS, check_keys, configured_keys
 from vm2mail.errors import Vm2mailError
-from vm2mail.keyhealth import EXPIRING, UNUSABLE, WARN_DAYS, check_keys, configured_keys
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -11,8 +11,8 @@ from vm2mail.cli.common import OK, PROBLEMS, Subparsers, command, load_unchecked
 from vm2mail.cli.owner import run_as_spool_owner
 from vm2mail.config import Config
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.batch import batch
 from vm2mail.migrate.asterisk import ALREADY, IMPORTED, SKIPPED, AsteriskMessage, import_messages, scan
+from vm2mail.pipeline.batch import batch
 
 BAR = 30
 

@@ -10,7 +10,7 @@ import sys
 from vm2mail.cli.common import OK, Subparsers, command, load_unchecked
 from vm2mail.cli.serve import mailbox_warnings
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.batch import PID_FILE, gateway_pid
+from vm2mail.pipeline.batch import PID_FILE, gateway_pid
 
 
 def cmd_reload(args: argparse.Namespace) -> int:

@@ -21,8 +21,8 @@ from vm2mail.routing import control
 from vm2mail.routing.decide import Switch, is_open, next_change
 from vm2mail.routing.switches import Switches
 from vm2mail.telephony import prompts
-from vm2mail.telephony.rest import TwilioRest
 from vm2mail.telephony.twiml import RECORD_SILENCE_TIMEOUT
+from vm2mail.twilioapi.rest import TwilioRest
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from vm2mail import logsetup
 from vm2mail.cli.common import OK, PROBLEMS, Subparsers, command, load, load_unchecked, table
 from vm2mail.config import Config, yamlsource
 from vm2mail.errors import ConfigError, Vm2mailError
-from vm2mail.ingest.jobs import twilio_job_id
+from vm2mail.jobs.jobs import twilio_job_id
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SAMPLE_CANDIDATES = (
@@ -45,7 +45,7 @@ def routing_table(config: Config) -> str:
 
 def key_warnings(config: Config) -> list[str]:
     """``WARNING: file:line: key.path: key FPR expires DATE (in N days)`` for keys expiring soon."""
-    from vm2mail.keyhealth import EXPIRING, WARN_DAYS, check_keys
+    from vm2mail.crypto.keyhealth import EXPIRING, WARN_DAYS, check_keys
 
     source = yamlsource.read(config.source)
     now = datetime.now(UTC)

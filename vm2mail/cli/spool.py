@@ -20,7 +20,9 @@ from vm2mail.cli.common import OK, PROBLEMS, Subparsers, age, group, load_unchec
 from vm2mail.cli.owner import run_as_spool_owner
 from vm2mail.config import Config
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.batch import (
+from vm2mail.jobs.jobs import Job
+from vm2mail.jobs.spool import STATES, Spool
+from vm2mail.pipeline.batch import (
     DISCARDED,
     abandoned,
     batch,
@@ -29,8 +31,6 @@ from vm2mail.ingest.batch import (
     open_spool,
     release_marker,
 )
-from vm2mail.ingest.jobs import Job
-from vm2mail.ingest.spool import STATES, Spool
 
 ALL_STATES = (*STATES, DISCARDED)
 _JOB_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")

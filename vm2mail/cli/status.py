@@ -10,12 +10,12 @@ from typing import Any
 from vm2mail.cli.common import OK, PROBLEMS, Subparsers, command, load_unchecked, table
 from vm2mail.cli.spool import ALL_STATES, recent_failures
 from vm2mail.config import Config
+from vm2mail.crypto.keyhealth import OK as KEY_OK
+from vm2mail.crypto.keyhealth import UNUSABLE, by_mailbox, check_keys, worst
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.batch import gateway_pid, open_spool
-from vm2mail.keyhealth import OK as KEY_OK
-from vm2mail.keyhealth import UNUSABLE, by_mailbox, check_keys, worst
 from vm2mail.mailstore.store import ImapStore
 from vm2mail.mailstore.voicemails import Voicemails, counts
+from vm2mail.pipeline.batch import gateway_pid, open_spool
 
 
 async def _mailboxes(config: Config) -> list[dict[str, Any]]:

@@ -1,4 +1,7 @@
-"""Configuration: one YAML file loaded into frozen, keyword-only dataclasses."""
+"""Configuration: one YAML file loaded into frozen, keyword-only dataclasses.
+
+Layer: base. May import: errors and pinhash only.
+"""
 
 from vm2mail.config.loader import load_config
 from vm2mail.config.model import (

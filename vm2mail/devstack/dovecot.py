@@ -139,6 +139,25 @@ def _open_parents(path: Path) -> None:
             os.chmod(directory, (mode & 0o7777) | 0o001)
 
 
+# Dovecot 2.3's post-login capabilities without CONDSTORE and QRESYNC (RFC 7162): how a server that
+# lacks them looks to the gateway. Tests and bench/watch.py use it for the watcher's fallback path.
+CAPABILITIES_WITHOUT_CONDSTORE = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS "
+    "THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS "
+    "LIST-EXTENDED I18NLEVEL=1 ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE "
+    "SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE METADATA"
+)
+
+
+def drop_condstore(config_file: Path) -> None:
+    """Make a prepared dev Dovecot config announce no CONDSTORE/QRESYNC (call before ``start``)."""
+    text = config_file.read_text()
+    marker = "  imap_metadata = yes\n"
+    config_file.write_text(
+        text.replace(marker, f"{marker}  imap_capability = {CAPABILITIES_WITHOUT_CONDSTORE}\n", 1)
+    )
+
+
 @dataclass
 class DevDovecot:
     """One Dovecot whose config, passwd files, mail homes, certificates and logs live under ``root``."""

@@ -1,4 +1,8 @@
-"""The mail store: the gateway's IMAP access (pooled connections, idempotent delivery, folder names)."""
+"""The mail store: the gateway's IMAP access (pooled connections, idempotent delivery, folder names).
+
+Layer: services. May import: config, errors, the base modules and the audio service (greetings are
+transcoded on upload); never core or edges.
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import re
 import ssl
 import time
 from collections.abc import Awaitable
@@ -16,7 +15,10 @@ import aioimaplib
 
 from vm2mail.config.model import ImapConfig
 from vm2mail.errors import MailStoreError
-from vm2mail.mailstore.folders import parse_list_line, quote
+from vm2mail.mailstore import aiofix
+from vm2mail.mailstore.commands import ImapCommands
+from vm2mail.mailstore.folders import quote
+from vm2mail.mailstore.protocol import parse_list, status_text, untagged
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class _RedactLogin(logging.Filter):
 
 
 logging.getLogger("aioimaplib.aioimaplib").addFilter(_RedactLogin())
+aiofix.install()  # a reply of ~1,000 short lines would otherwise end the connection (aiofix.py)
 
 
 def ssl_context(cfg: ImapConfig) -> ssl.SSLContext:
@@ -45,13 +48,10 @@ def ssl_context(cfg: ImapConfig) -> ssl.SSLContext:
     return ctx
 
 
-def response_text(response: Any) -> str:
-    """The tagged status text of an aioimaplib Response (its last line), for error messages."""
-    lines: list[bytes | bytearray] = list(response.lines)
-    return bytes(lines[-1]).decode("utf-8", errors="replace") if lines else ""
+response_text = status_text  # the name the rest of the package has used
 
 
-class ImapConnection:
+class ImapConnection(ImapCommands):
     """An IMAP session in the authenticated or selected state.
 
     aioimaplib futures never complete once the server has said BYE or dropped the socket (FIELD-NOTES),
@@ -153,6 +153,18 @@ class ImapConnection:
             raise self.error(f"login as {self.login!r} refused: {text}")
         await self._learn_delimiter()
 
+    async def try_login(self, password: str) -> bool:
+        """LOGIN on a connected session: True when accepted, False when refused (NO); MailStoreError
+        when the server cannot tell (BAD, or RFC 5530 ``[UNAVAILABLE]``: its own trouble, such as
+        Dovecot's "Temporary authentication failure", not a wrong password)."""
+        response = await self.guard(self.client.login(quote(self.login), password), "LOGIN")
+        if response.result == "OK":
+            return True
+        text = response_text(response).replace(password, "***") if password else response_text(response)
+        if response.result != "NO" or "[UNAVAILABLE]" in text.upper():
+            raise self.error(f"LOGIN: {response.result} {text}", broken=False)
+        return False
+
     async def connect(self) -> None:
         """Open the socket and secure it (implicit TLS or STARTTLS) as ``cfg.security`` says; no login."""
         cfg = self.cfg
@@ -193,11 +205,9 @@ class ImapConnection:
     async def _learn_delimiter(self) -> None:
         # RFC 3501 §6.3.8: LIST "" "" returns the hierarchy delimiter of the root.
         response = await self.command(self.client.list('""', '""'), "LIST")
-        for line in response.lines[:-1]:
-            parsed = parse_list_line(bytes(line))
-            if parsed is not None:
-                self.delimiter = parsed[1]
-                break
+        for item in parse_list(untagged(response)):
+            self.delimiter = item.delimiter
+            break
 
     def has_capability(self, name: str) -> bool:
         return bool(self.client.has_capability(name))
@@ -226,25 +236,9 @@ class ImapConnection:
         self.abort()
         await asyncio.sleep(0)  # let the transports run their connection_lost and close the sockets
 
-
-_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
-
-
-def append_uid(response: Any) -> int | None:
-    """The UID from an RFC 4315 (UIDPLUS) ``[APPENDUID uidvalidity uid]`` response code, if any."""
-    for line in response.lines:
-        match = _APPENDUID.search(bytes(line))
-        if match:
-            return int(match.group(2))
-    return None
-
-
-def search_uids(response: Any) -> list[int]:
-    """UIDs from the untagged SEARCH data of an aioimaplib response (RFC 3501 §7.2.5)."""
-    uids: list[int] = []
-    for line in response.lines[:-1]:
-        text = bytes(line).decode("ascii", errors="replace").strip()
-        if text.upper().startswith("SEARCH"):
-            text = text[6:]
-        uids.extend(int(tok) for tok in text.split() if tok.isdigit())
-    return uids
+    def discard(self) -> None:
+        """Drop the connection and the aioimaplib tasks (a pending IDLE) that would otherwise never end."""
+        tasks = list(getattr(self.client, "tasks", ())) if self.client is not None else []
+        self.abort()
+        for task in tasks:
+            task.cancel()

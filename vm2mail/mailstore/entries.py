@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
+
+from vm2mail.mailstore.protocol import Fetched
+from vm2mail.mailstore.protocol import parse_fetch as fetch_records
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +43,6 @@ LIST_HEADERS = (
 FETCH_ITEMS = f"(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({' '.join(LIST_HEADERS)})])"
 KINDS = ("voicemail", "missed-call")
 _NO_CALLER = ("", "anonymous", "unknown", "<unknown>", "restricted", "private")
-# RFC 3501 §9: flag = "\" atom / atom; we accept the conservative subset every server takes.
-_FETCH_START = re.compile(rb"^\d+ FETCH \(", re.IGNORECASE)
-_LITERAL = re.compile(rb"\{(\d+)\}$")
-_ATTRS = re.compile(
-    rb'UID (?P<uid>\d+)|FLAGS \((?P<flags>[^)]*)\)|INTERNALDATE "(?P<date>[^"]+)"|RFC822\.SIZE (?P<size>\d+)',
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,72 +124,7 @@ class Counts:
         return Counts(**tally, total=sum(tally.values()))
 
 
-# -- parsing FETCH responses ---------------------------------------------------------------------------
-
-
-@dataclass
-class Fetched:
-    """The data items of one message merged over every untagged FETCH line that named its UID."""
-
-    uid: int
-    flags: frozenset[str] | None = None
-    internaldate: datetime | None = None
-    size: int = 0
-    literal: bytes | None = None  # the (last) literal: header fields or the whole message
-
-
-def fetch_records(lines: Iterable[bytes | bytearray]) -> dict[int, Fetched]:
-    """Group aioimaplib's response lines by message: ``N FETCH (... {size}``, the literal, ``)``.
-
-    aioimaplib hands a literal over as a separate line (a bytearray) right after the line announcing it
-    (RFC 3501 §4.3); attributes may continue on the line after the literal. Unsolicited FETCH lines
-    without UID (flag changes by other sessions) are ignored.
-    """
-    records: dict[int, Fetched] = {}
-    text = b""
-    literal: bytes | None = None
-    expect_literal = False
-
-    def finish() -> None:
-        fields: dict[str, bytes] = {}
-        for match in _ATTRS.finditer(text):
-            for key in ("uid", "flags", "date", "size"):
-                if match.group(key) is not None:
-                    fields.setdefault(key, match.group(key))
-        if "uid" not in fields:
-            return
-        uid = int(fields["uid"])
-        record = records.setdefault(uid, Fetched(uid))
-        if "flags" in fields:
-            record.flags = frozenset(fields["flags"].decode("ascii", "replace").split()) - {"\\Recent"}
-        if "date" in fields:
-            with contextlib.suppress(ValueError):  # RFC 3501 date-time; a bad one falls back to Date:
-                record.internaldate = datetime.strptime(
-                    fields["date"].decode().strip(), "%d-%b-%Y %H:%M:%S %z"
-                )
-        if "size" in fields:
-            record.size = int(fields["size"])
-        if literal is not None:
-            record.literal = literal
-
-    started = False
-    for raw in lines:
-        line = bytes(raw)
-        if expect_literal:
-            literal, expect_literal = line, False
-            continue
-        if _FETCH_START.match(line):
-            if started:
-                finish()
-            started, text, literal = True, line, None
-        elif started:
-            text += b" " + line
-        else:
-            continue
-        expect_literal = bool(_LITERAL.search(line))
-    if started:
-        finish()
-    return records
+# -- voicemails from fetched header fields --------------------------------------------------------------
 
 
 def _header_fields(block: bytes) -> dict[str, str]:

@@ -69,26 +69,3 @@ def wire_mailbox(name: str, delimiter: str | None = "/") -> str:
     if delimiter and delimiter != "/":
         name = name.replace("/", delimiter)
     return quote(encode_mailbox(name))
-
-
-def parse_list_line(line: bytes) -> tuple[tuple[str, ...], str | None, str] | None:
-    """Parse the data of one untagged LIST response (RFC 3501 §7.2.2): (flags, delimiter, decoded name).
-
-    Accepts the line with or without the leading ``* LIST``; literal names are not handled (the
-    caller's servers send quoted or atom names for ordinary folders).
-    """
-    text = line.decode("utf-8", errors="replace").strip()
-    text = re.sub(r"^(\*\s+)?LIST\s+", "", text, flags=re.IGNORECASE)
-    match = re.match(r'\(([^)]*)\)\s+(NIL|"(?:\\.|[^"\\])*")\s+(.*)$', text, flags=re.IGNORECASE)
-    if match is None:
-        return None
-    flags = tuple(match.group(1).split())
-    raw_delim = match.group(2)
-    delimiter = None if raw_delim.upper() == "NIL" else _unquote(raw_delim)
-    raw_name = match.group(3).strip()
-    name = _unquote(raw_name) if raw_name.startswith('"') else raw_name
-    return flags, delimiter, decode_mailbox(name)
-
-
-def _unquote(value: str) -> str:
-    return re.sub(r"\\(.)", r"\1", value[1:-1])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,10 +12,9 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
+from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.config.model import Mailbox
-from vm2mail.ingest.audio import transcode_to_mp3
-from vm2mail.mailstore.connection import ImapConnection, response_text
-from vm2mail.mailstore.folders import wire_mailbox
+from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.store import ImapStore, Pool
 from vm2mail.mailstore.voicemails import SEEN, Voicemails, uid_set
 
@@ -29,12 +27,6 @@ _BODY = (
     "This is your voicemail greeting: callers hear the attached recording.\r\n"
     "To change it, record a new one by phone or put another e-mail with an audio attachment in this\r\n"
     "folder; the newest one plays. Delete them all to use the standard greeting.\r\n"
-)
-_STATUS = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY) (\d+)", re.IGNORECASE)
-_UID = re.compile(rb"UID (\d+)", re.IGNORECASE)
-# RFC 3501 §7.4.2 BODYSTRUCTURE: a body type "audio" (any subtype) or an attachment named like audio.
-_AUDIO = re.compile(
-    rb'\(\s*"audio"\s+"|"(?:file)?name\*?"\s+"[^"]*\.(?:wav|mp3|gsm|ogg|opus|m4a|amr|flac|au)"', re.IGNORECASE
 )
 
 
@@ -85,34 +77,15 @@ class Greetings:
         """(UIDVALIDITY, UIDNEXT, MESSAGES) of the folder (RFC 3501 §6.3.10), None when it does not exist."""
         if conn.selected == folder:
             # Dovecot answers STATUS on the selected folder from this session's view: sync it first.
-            await conn.command(conn.client.noop(), "NOOP")
-        response = await conn.command(
-            conn.client.status(wire_mailbox(folder, conn.delimiter), "(UIDVALIDITY UIDNEXT MESSAGES)"),
-            f"STATUS {folder!r}",
-            ok=("OK", "NO"),
-        )
-        if response.result != "OK":
-            return None
-        values = {
-            m.group(1).upper(): int(m.group(2))
-            for line in response.lines
-            for m in _STATUS.finditer(bytes(line))
-        }
-        if len(values) != 3:
-            raise conn.error(f"STATUS {folder!r}: incomplete reply {response_text(response)!r}", broken=False)
-        return values[b"UIDVALIDITY"], values[b"UIDNEXT"], values[b"MESSAGES"]
+            await conn.noop()
+        status = await conn.status(folder, missing_ok=True)
+        return None if status is None else (status.uidvalidity, status.uidnext, status.messages)
 
     async def _audio_uids(self, conn: ImapConnection, pool: Pool, folder: str) -> tuple[int, ...]:
         """UIDs of the messages with audio, ascending, from their BODYSTRUCTURE (never the bodies)."""
         await self.store.select(conn, pool, folder)
-        response = await conn.command(conn.client.uid("fetch", "1:*", "(UID BODYSTRUCTURE)"), "UID FETCH")
-        found: set[int] = set()
-        for line in response.lines[:-1]:
-            data = bytes(line)
-            uid = _UID.search(data)
-            if uid is not None and _AUDIO.search(data):
-                found.add(int(uid.group(1)))
-        return tuple(sorted(found))
+        records = await conn.uid_fetch("1:*", "(UID BODYSTRUCTURE)")
+        return tuple(sorted(uid for uid, record in records.items() if record.audio))
 
     async def _greetings(self, mailbox: Mailbox, conn: ImapConnection, pool: Pool) -> tuple[int, ...]:
         key, folder = self._key(mailbox), self.folder(mailbox)
@@ -144,9 +117,7 @@ class Greetings:
         async def op(conn: ImapConnection, pool: Pool) -> None:
             await self.store.select(conn, pool, folder)
             # RFC 6851 UID MOVE: recoverable from Trash like a deleted voicemail.
-            await conn.command(
-                conn.client.uid("move", uid_set(uids), wire_mailbox(trash, conn.delimiter)), "UID MOVE"
-            )
+            await conn.uid_move(uid_set(uids), trash)
 
         await self.store.run(mailbox, op)
 

@@ -13,8 +13,9 @@ from typing import TypeVar
 
 from vm2mail.config.model import ImapConfig, Mailbox
 from vm2mail.errors import MailStoreError
-from vm2mail.mailstore.connection import ImapConnection, append_uid, response_text, search_uids
-from vm2mail.mailstore.folders import quote, wire_mailbox
+from vm2mail.mailstore.connection import ImapConnection
+from vm2mail.mailstore.folders import quote
+from vm2mail.mailstore.view import FolderViews
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class ImapStore:
     def __init__(self, cfg: ImapConfig) -> None:
         self.cfg = cfg
         self._pools: dict[str, Pool] = {}
+        self.views = FolderViews()  # the live folder views every reader of this gateway shares
 
     # -- credentials -----------------------------------------------------------------------------------
 
@@ -146,15 +148,7 @@ class ImapStore:
     async def ensure_folder(self, conn: ImapConnection, pool: Pool, folder: str) -> None:
         if folder in pool.folders:
             return
-        name = wire_mailbox(folder, conn.delimiter)
-        response = await conn.command(conn.client.create(name), f"CREATE {folder!r}", ok=("OK", "NO"))
-        if response.result == "OK":
-            # RFC 3501 §6.3.6: CREATE does not subscribe; mail clients show only subscribed folders.
-            await conn.command(conn.client.subscribe(name), f"SUBSCRIBE {folder!r}")
-            log.info("IMAP %s: created folder %r for %s", conn.where, folder, conn.login)
-        elif "ALREADYEXISTS" not in response_text(response).upper():
-            # RFC 5530 [ALREADYEXISTS] is fine; other refusals (permissions, invalid name) are not.
-            raise conn.error(f"CREATE {folder!r} failed: {response_text(response)}", broken=False)
+        await conn.create(folder)  # [ALREADYEXISTS] is fine; other refusals raise
         pool.folders.add(folder)
 
     async def select(self, conn: ImapConnection, pool: Pool, folder: str) -> None:
@@ -165,40 +159,28 @@ class ImapStore:
         NOOP does the same (RFC 3501 §6.1.2) for one round trip.
         """
         if conn.selected == folder:
-            await conn.command(conn.client.noop(), "NOOP")
+            await conn.noop()
             return
         await self.ensure_folder(conn, pool, folder)
-        conn.selected = None
-        name = wire_mailbox(folder, conn.delimiter)
-        response = await conn.command(conn.client.select(name), f"SELECT {folder!r}", ok=("OK", "NO"))
-        if response.result != "OK":
+        if not await conn.select(folder, missing_ok=True):
             pool.folders.discard(folder)  # deleted by the user since we looked: create it again
             await self.ensure_folder(conn, pool, folder)
-            await conn.command(conn.client.select(name), f"SELECT {folder!r}")
-        conn.selected = folder
+            await conn.select(folder)
 
     async def _search_message_id(self, conn: ImapConnection, message_id: str) -> int | None:
         if not message_id.isascii() or not message_id.strip():
             raise MailStoreError(f"unusable Message-ID {message_id!r}", temporary=False)
         # RFC 3501 §6.4.4: HEADER matches a substring; the angle brackets make that an exact match.
-        response = await conn.command(
-            conn.client.uid_search("HEADER", "Message-ID", quote(message_id), charset=None),
-            "UID SEARCH",
-        )
-        uids = search_uids(response)
+        uids = await conn.uid_search("HEADER", "Message-ID", quote(message_id))
         return min(uids) if uids else None
 
     async def _search_all_message_id(self, conn: ImapConnection, message_id: str) -> list[int]:
-        response = await conn.command(
-            conn.client.uid_search("HEADER", "Message-ID", quote(message_id), charset=None),
-            "UID SEARCH",
-        )
-        return search_uids(response)
+        return await conn.uid_search("HEADER", "Message-ID", quote(message_id))
 
     async def _drop_duplicate(self, conn: ImapConnection, folder: str, message_id: str, uid: int) -> None:
         """Remove our own copy ``uid``: UID EXPUNGE (RFC 4315 §2.1) touches no other \\Deleted message."""
-        await conn.command(conn.client.uid("store", str(uid), "+FLAGS.SILENT", "(\\Deleted)"), "UID STORE")
-        await conn.command(conn.client.uid("expunge", str(uid)), "UID EXPUNGE")
+        await conn.uid_store(str(uid), "+FLAGS.SILENT", ("\\Deleted",))
+        await conn.uid_expunge(str(uid))
         log.info(
             "IMAP %s: %s was appended concurrently to %r; removed our copy UID %d",
             conn.where,
@@ -235,22 +217,13 @@ class ImapStore:
                 log.info("IMAP %s: %s already in %r as UID %d", conn.where, message_id, folder, existing)
                 return existing
             # RFC 3501 §6.3.11: without a flag list the voicemail arrives unseen (new).
-            response = await conn.command(
-                conn.client.append(
-                    message,
-                    mailbox=wire_mailbox(folder, conn.delimiter),
-                    flags=f"({' '.join(flags)})" if flags else None,
-                    date=internal_date,
-                ),
-                f"APPEND to {folder!r}",
-            )
-            uid = append_uid(response)
+            uid = await conn.append(folder, message, flags=flags, date=internal_date)
             # Another gateway (or worker) may have searched, found nothing and appended the same
             # Message-ID at the same time. UIDs grow in commit order (RFC 3501 §2.3.1.1), so every
             # appender keeps the lowest UID and removes only its own later copy: whatever the
             # interleaving, exactly the first APPEND survives. NOOP first: Dovecot searches the
             # view as of the last sync (see select()).
-            await conn.command(conn.client.noop(), "NOOP")
+            await conn.noop()
             found = await self._search_all_message_id(conn, message_id)
             if uid is None:  # server without UIDPLUS (RFC 4315): find what we just stored
                 if not found:
@@ -280,10 +253,7 @@ class ImapStore:
 
         async def op(conn: ImapConnection, pool: Pool) -> bool:
             await self.select(conn, pool, folder)
-            response = await conn.command(
-                conn.client.uid_search("HEADER", name, quote(value), charset=None), "UID SEARCH"
-            )
-            return bool(search_uids(response))
+            return bool(await conn.uid_search("HEADER", name, quote(value)))
 
         return await self.run(mailbox, op, folder=folder)
 
@@ -292,7 +262,7 @@ class ImapStore:
         conn = ImapConnection(self.cfg, "(health check)")
         try:
             await conn.connect()
-            await conn.command(conn.client.noop(), "NOOP")
+            await conn.noop()
         finally:
             await conn.logout()
 

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import bisect
-import dataclasses
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
-
-import aioimaplib
 
 from vm2mail.config.model import Mailbox
-from vm2mail.mailstore.connection import ImapConnection, append_uid, response_text, search_uids
+from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.entries import (  # the folder API in one import: see __all__
     DELETED,
     FETCH_ITEMS,
@@ -26,18 +20,15 @@ from vm2mail.mailstore.entries import (  # the folder API in one import: see __a
     SEEN,
     Counts,
     Entry,
-    Fetched,
     Listing,
     counts,
     entries_from,
-    entry_order,
-    fetch_records,
     parse_fetch,
-    sort_entries,
     uid_set,
 )
-from vm2mail.mailstore.folders import parse_list_line, wire_mailbox
+from vm2mail.mailstore.protocol import Fetched, Status
 from vm2mail.mailstore.store import ImapStore, Pool
+from vm2mail.mailstore.view import FolderView
 
 __all__ = [
     "DELETED",
@@ -55,48 +46,18 @@ __all__ = [
     "Voicemails",
     "counts",
     "parse_fetch",
-    "special_trash",
-    "uid_fetch",
     "uid_set",
 ]
 
 log = logging.getLogger(__name__)
 
 _FLAG = re.compile(r"^\\?[A-Za-z0-9$_.\-]+$")
-_COPYUID = re.compile(rb"\[COPYUID \d+ ([0-9:,]+) ([0-9:,]+)\]", re.IGNORECASE)
-_STATUS = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|HIGHESTMODSEQ) (\d+)", re.IGNORECASE)
 
 
-async def uid_fetch(conn: ImapConnection, uids: str, items: str) -> list[bytes]:
-    """``UID FETCH uids items`` (RFC 3501 §6.4.8); the untagged lines, literals as separate items.
-
-    aioimaplib's own FetchCommand rescans every line received so far after each new line (quadratic:
-    a 10,000-message listing never finishes within the timeout); a plain Command collects literals
-    just as well. Use this rather than ``conn.client.uid("fetch", ...)`` for large sets.
-    """
-    proto = conn.client.protocol
-    command = aioimaplib.Command(
-        "FETCH", proto.new_tag(), uids, items, prefix="UID", untagged_resp_name="FETCH", loop=proto.loop
-    )
-    response = await conn.command(proto.execute(command), "UID FETCH")
-    return [bytes(line) for line in response.lines[:-1]]
-
-
-async def special_trash(conn: ImapConnection) -> str | None:
-    """The account's ``\\Trash`` folder by its RFC 6154 SPECIAL-USE attribute, or None."""
-    proto = conn.client.protocol
-    if conn.has_capability("SPECIAL-USE"):
-        # RFC 6154 §5.1: LIST (SPECIAL-USE) returns only folders with a special use.
-        command = aioimaplib.Command("LIST", proto.new_tag(), "(SPECIAL-USE)", '""', '"*"', loop=proto.loop)
-        response = await conn.command(proto.execute(command), "LIST (SPECIAL-USE)")
-    else:
-        response = await conn.command(conn.client.list('""', '"*"'), "LIST")
-    for line in response.lines[:-1]:
-        parsed = parse_list_line(bytes(line))
-        if parsed is not None and any(f.lower() == "\\trash" for f in parsed[0]):
-            _, delimiter, found = parsed
-            return found.replace(delimiter, "/") if delimiter and delimiter != "/" else found
-    return None
+async def _status(conn: ImapConnection, folder: str) -> Status:
+    status = await conn.status(folder)
+    assert status is not None  # without missing_ok a missing folder raises
+    return status
 
 
 def _check_flags(flags: Iterable[str]) -> str:
@@ -107,155 +68,48 @@ def _check_flags(flags: Iterable[str]) -> str:
     return " ".join(items)
 
 
-# -- the cached folder view ----------------------------------------------------------------------------
-
-
-@dataclass
-class _View:
-    """What we last read of one folder: every UID (voicemail or not), the voicemails, the sync state."""
-
-    uidvalidity: int
-    highestmodseq: int | None
-    uidnext: int
-    messages: int
-    uids: set[int] = field(default_factory=set)
-    entries: dict[int, Entry] = field(default_factory=dict)
-    listing: Listing | None = None
-
-    @classmethod
-    def of(cls, status: dict[str, int]) -> _View:
-        """An empty view at the state a STATUS reply describes."""
-        uidnext, modseq = status.get("UIDNEXT", 0), status.get("HIGHESTMODSEQ")
-        return cls(status["UIDVALIDITY"], modseq, uidnext, status["MESSAGES"])
-
-    @property
-    def state(self) -> tuple[int, int | None, int, int]:
-        return (self.uidvalidity, self.highestmodseq, self.uidnext, self.messages)
-
-    def same_as(self, now: _View) -> bool:
-        """Nothing changed between this view and ``now`` (needs CONDSTORE's HIGHESTMODSEQ to tell)."""
-        return self.highestmodseq is not None and self.state == now.state
-
-
 class Voicemails:
     """Folder operations over the store's pooled connections; ``folder`` defaults to ``mailbox.folder``.
 
-    Listings are cached per (login, folder) and revalidated on every call with one STATUS (RFC 7162
-    HIGHESTMODSEQ): unchanged folders cost two round trips, changed ones only a CHANGEDSINCE fetch of
-    the changed flags plus the new messages, so flags or moves by any other client show at once.
+    Listings come from the gateway's live view of the folder (``store.views``, shared with the watcher
+    and every other reader), revalidated on every call with one STATUS (RFC 7162 HIGHESTMODSEQ):
+    unchanged folders cost two round trips, changed ones only a CHANGEDSINCE fetch of the changed
+    flags plus the new messages, so flags or moves by any other client show at once.
     """
 
     def __init__(self, store: ImapStore) -> None:
         self.store = store
-        self._views: dict[tuple[str, str], _View] = {}
         self._trash: dict[str, str] = {}
 
-    def _key(self, mailbox: Mailbox, folder: str) -> tuple[str, str]:
-        return (self.store.credentials(mailbox)[0], folder)
+    def view(self, mailbox: Mailbox, folder: str | None = None) -> FolderView:
+        """The gateway's live view of the folder (see mailstore/view.py), shared with the watcher."""
+        return self.store.views.get(self.store.credentials(mailbox)[0], folder or mailbox.folder)
 
     async def listing(self, mailbox: Mailbox, folder: str | None = None) -> Listing:
         """Every voicemail in the folder (headers and flags only); other mail is ignored."""
         name = folder or mailbox.folder
-        key = self._key(mailbox, name)
+        view = self.view(mailbox, name)
 
         async def op(conn: ImapConnection, pool: Pool) -> Listing:
-            view = await self._refresh(conn, pool, name, self._views.get(key))
-            self._views[key] = view
-            assert view.listing is not None
+            # STATUS first, then SELECT only when something changed: re-selecting a folder of 10,000
+            # messages costs more than everything else in a menu step. Dovecot answers STATUS for the
+            # selected folder from the session's view: NOOP syncs it first.
+            selected = conn.selected == name
+            if selected:
+                await conn.noop()
+            if view.synced:
+                status = await conn.status(name, missing_ok=True)
+                if status is not None and view.unchanged(status):
+                    return view.listing  # RFC 7162 §3.1.2.1: nothing in the folder changed
+            if not selected:
+                await self.store.select(conn, pool, name)  # creates the folder if it is missing
+            await view.sync(conn, incomplete_breaks=False)
             return view.listing
 
         return await self.store.run(mailbox, op, folder=name)
 
-    async def _status(self, conn: ImapConnection, folder: str, *, missing_ok: bool = False) -> dict[str, int]:
-        """STATUS (RFC 3501 §6.3.10); with ``missing_ok`` an empty dict when the folder does not exist."""
-        items = "MESSAGES UIDNEXT UIDVALIDITY" + (
-            " HIGHESTMODSEQ" if conn.has_capability("CONDSTORE") else ""
-        )
-        response = await conn.command(
-            conn.client.status(wire_mailbox(folder, conn.delimiter), f"({items})"),
-            f"STATUS {folder!r}",
-            ok=("OK", "NO") if missing_ok else ("OK",),
-        )
-        if response.result != "OK":
-            return {}
-        values: dict[str, int] = {}
-        for line in response.lines[:-1]:
-            for match in _STATUS.finditer(bytes(line)):
-                values[match.group(1).decode().upper()] = int(match.group(2))
-        if "UIDVALIDITY" not in values or "MESSAGES" not in values:
-            raise conn.error(f"STATUS {folder!r}: no UIDVALIDITY/MESSAGES in reply", broken=False)
-        return values
-
     async def _fetch(self, conn: ImapConnection, uids: str, items: str) -> dict[int, Fetched]:
-        return fetch_records(await uid_fetch(conn, uids, items))
-
-    async def _refresh(self, conn: ImapConnection, pool: Pool, folder: str, old: _View | None) -> _View:
-        # STATUS first, then SELECT only when something changed: re-selecting a folder of 10,000
-        # messages costs more than everything else in a menu step. Reading the state before the
-        # messages also means a change racing with us is seen (again) next time, never lost.
-        # Dovecot answers STATUS for the selected folder from the session's view: NOOP syncs it first.
-        selected = conn.selected == folder
-        if selected:
-            await conn.command(conn.client.noop(), "NOOP")
-        status = await self._status(conn, folder, missing_ok=True) if old is not None else {}
-        if status and old is not None and old.same_as(_View.of(status)):
-            return old  # RFC 7162 §3.1.2.1: nothing in the folder changed since we read it
-        if not selected:
-            await self.store.select(conn, pool, folder)  # creates the folder if it is missing
-        view = _View.of(status or await self._status(conn, folder))
-        modseq = view.highestmodseq
-        usable = old is not None and old.uidvalidity == view.uidvalidity and old.highestmodseq is not None
-        if old is None or not usable or modseq is None or old.listing is None:
-            records = await self._fetch(conn, "1:*", FETCH_ITEMS) if view.messages else {}
-            view.uids = set(records)
-            view.entries = {e.uid: e for e in entries_from(records.values())}
-            ordered = sort_entries(view.entries.values())
-            tally = Counts.of(ordered)
-        else:
-            # Only what changed is read and touched: on a folder of 10,000 messages even one Python
-            # pass over every entry costs milliseconds per menu step.
-            view.uids, view.entries = set(old.uids), dict(old.entries)
-            ordered, tally = list(old.listing.entries), old.listing.counts
-            last = max(old.uids, default=0)
-            if last and old.highestmodseq is not None:
-                # RFC 7162 §3.1.4: flags of the messages we know that changed since we read them.
-                changed = await self._fetch(
-                    conn, f"1:{last}", f"(UID FLAGS) (CHANGEDSINCE {old.highestmodseq})"
-                )
-                for uid, record in changed.items():
-                    entry = view.entries.get(uid)
-                    if entry is not None and record.flags is not None and record.flags != entry.flags:
-                        now = view.entries[uid] = dataclasses.replace(entry, flags=record.flags)
-                        ordered[_position(ordered, entry)] = now  # flags do not change the order
-                        tally = tally.changed(removed=[entry], added=[now])
-            if view.uidnext > last + 1:
-                # "n:*" always includes the highest UID (RFC 3501 §6.4.8): keep only really new ones.
-                fresh = {
-                    u: r
-                    for u, r in (await self._fetch(conn, f"{last + 1}:*", FETCH_ITEMS)).items()
-                    if u > last
-                }
-                view.uids.update(fresh)
-                for entry in entries_from(fresh.values()):
-                    view.entries[entry.uid] = entry
-                    bisect.insort(ordered, entry, key=entry_order)
-                    tally = tally.changed(added=[entry])
-            if len(view.uids) != view.messages:
-                # Expunged or moved away by someone: learn which UIDs remain (RFC 3501 §6.4.4).
-                response = await conn.command(conn.client.uid_search("ALL", charset=None), "UID SEARCH")
-                view.uids = set(search_uids(response))
-                for uid in set(view.entries) - view.uids:
-                    entry = view.entries.pop(uid)
-                    del ordered[_position(ordered, entry)]
-                    tally = tally.changed(removed=[entry])
-        view.listing = Listing(
-            folder=folder,
-            uidvalidity=view.uidvalidity,
-            highestmodseq=modseq,
-            entries=tuple(ordered),
-            tally=tally,
-        )
-        return view
+        return await conn.uid_fetch(uids, items)
 
     async def entry(self, mailbox: Mailbox, uid: int, folder: str | None = None) -> Entry | None:
         """One voicemail by UID, or None when it is gone (expunged, moved) or not a voicemail."""
@@ -275,9 +129,9 @@ class Voicemails:
 
         async def op(conn: ImapConnection, pool: Pool) -> int | None:
             await self.store.select(conn, pool, name)
-            status = await self._status(conn, name)
+            status = await _status(conn, name)
             found = await self._fetch(conn, str(uid), "(UID)")
-            return status["UIDVALIDITY"] if uid in found else None
+            return status.uidvalidity if uid in found else None
 
         return await self.store.run(mailbox, op, folder=name)
 
@@ -311,10 +165,7 @@ class Voicemails:
             await self.store.select(conn, pool, name)
             for sign, flags in (("+", adding), ("-", removing)):
                 if flags:
-                    await conn.command(
-                        conn.client.uid("store", uid_set(uids), f"{sign}FLAGS.SILENT", f"({flags})"),
-                        f"UID STORE {sign}FLAGS",
-                    )
+                    await conn.uid_store(uid_set(uids), f"{sign}FLAGS.SILENT", flags.split())
 
         await self.store.run(mailbox, op, folder=name)
 
@@ -326,7 +177,7 @@ class Voicemails:
             return cached
 
         async def op(conn: ImapConnection, pool: Pool) -> str:
-            found = await special_trash(conn)
+            found = await conn.special_trash()
             if found is not None:
                 return found
             await self.store.ensure_folder(conn, pool, "Trash")
@@ -342,11 +193,7 @@ class Voicemails:
         async def op(conn: ImapConnection, pool: Pool) -> int | None:
             await self.store.ensure_folder(conn, pool, target)
             await self.store.select(conn, pool, source)
-            response = await conn.command(
-                conn.client.uid("move", str(uid), wire_mailbox(target, conn.delimiter)),
-                f"UID MOVE to {target!r}",
-            )
-            return _copied_uid(response, uid)
+            return (await conn.uid_move(str(uid), target)).get(uid)
 
         return await self.store.run(mailbox, op, folder=source)
 
@@ -358,19 +205,9 @@ class Voicemails:
 
         async def op(conn: ImapConnection, pool: Pool) -> int:
             await self.store.ensure_folder(conn, pool, folder)
-            response = await conn.command(
-                conn.client.append(
-                    message,
-                    mailbox=wire_mailbox(folder, conn.delimiter),
-                    flags=f"({flag_list})" if flag_list else None,
-                ),
-                f"APPEND to {folder!r}",
-            )
-            uid = append_uid(response)
+            uid = await conn.append(folder, message, flags=tuple(flag_list.split()))
             if uid is None:
-                raise conn.error(
-                    f"APPEND to {folder!r}: no APPENDUID (RFC 4315) in {response_text(response)!r}"
-                )
+                raise conn.error(f"APPEND to {folder!r}: no APPENDUID (RFC 4315) in the reply")
             return uid
 
         return await self.store.run(mailbox, op)
@@ -382,39 +219,8 @@ class Voicemails:
 
         async def op(conn: ImapConnection, pool: Pool) -> None:
             await self.store.select(conn, pool, folder)
-            await conn.command(
-                conn.client.uid("store", uid_set(uids), "+FLAGS.SILENT", "(\\Deleted)"), "UID STORE"
-            )
+            await conn.uid_store(uid_set(uids), "+FLAGS.SILENT", (DELETED,))
             # RFC 4315 §2.1: UID EXPUNGE removes only these, not other \Deleted messages of the folder.
-            await conn.command(conn.client.uid("expunge", uid_set(uids)), "UID EXPUNGE")
+            await conn.uid_expunge(uid_set(uids))
 
         await self.store.run(mailbox, op, folder=folder)
-
-
-def _position(ordered: list[Entry], entry: Entry) -> int:
-    """Where ``entry`` (by UID) is in a list in (date, UID) order."""
-    at = bisect.bisect_left(ordered, entry_order(entry), key=entry_order)
-    if at >= len(ordered) or ordered[at].uid != entry.uid:
-        raise AssertionError(f"UID {entry.uid} missing from the ordered listing")
-    return at
-
-
-def _expand(ranges: str) -> list[int]:
-    out: list[int] = []
-    for part in ranges.split(","):
-        low, _, high = part.partition(":")
-        start, end = int(low), int(high or low)
-        out.extend(range(min(start, end), max(start, end) + 1))
-    return out
-
-
-def _copied_uid(response: Any, uid: int) -> int | None:
-    """The target UID for ``uid`` from RFC 4315 §3 ``[COPYUID uidvalidity source-set dest-set]``."""
-    for line in response.lines:
-        match = _COPYUID.search(bytes(line))
-        if match:
-            mapping = dict(
-                zip(_expand(match.group(1).decode()), _expand(match.group(2).decode()), strict=False)
-            )
-            return mapping.get(uid)
-    return None

@@ -9,8 +9,8 @@ import logging
 from vm2mail import phone
 from vm2mail.mailstore.voicemails import FLAGGED, SEEN, Entry, Listing, counts
 from vm2mail.menu.call import Call
-from vm2mail.menu.state import HEARD_KEEP, MenuState
 from vm2mail.telephony import twiml
+from vm2mail.telephony.menustate import HEARD_KEEP, MenuState
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.fetch import fetch_recording
 from vm2mail.menu.call import Call
-from vm2mail.menu.state import MenuState, pin_mac
 from vm2mail.pinhash import PIN
 from vm2mail.routing import control
 from vm2mail.telephony import twiml
+from vm2mail.telephony.menustate import MenuState, pin_mac
+from vm2mail.twilioapi.fetch import fetch_recording
 
 log = logging.getLogger(__name__)
 

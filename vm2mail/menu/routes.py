@@ -12,9 +12,9 @@ from vm2mail.errors import MailStoreError, SignatureError
 from vm2mail.mailstore.greetings import Greeting
 from vm2mail.menu.call import MenuDeps
 from vm2mail.menu.flow import Menu
-from vm2mail.menu.state import decode
 from vm2mail.telephony import prompts, twiml
 from vm2mail.telephony.callpath import CachedLookup, within
+from vm2mail.telephony.menustate import decode
 from vm2mail.telephony.webhooks import form_of
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,4 @@
-"""Moving voicemail from other systems into vm2mail mailboxes."""
+"""Moving voicemail from other systems into vm2mail mailboxes.
+
+Layer: top. May import core, services and base (it runs as an admin command).
+"""

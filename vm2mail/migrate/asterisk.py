@@ -24,8 +24,8 @@ from pathlib import Path
 from vm2mail import phone
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.batch import DISCARDED, Batch, job_state, run_all
-from vm2mail.ingest.jobs import VOICEMAIL, CallInfo, Job
+from vm2mail.jobs.jobs import VOICEMAIL, CallInfo, Job
+from vm2mail.pipeline.batch import DISCARDED, Batch, job_state, run_all
 
 UNHEARD_FOLDERS = ("INBOX", "Urgent")
 SKIPPED_FOLDERS = ("tmp", "temp", "Deleted")

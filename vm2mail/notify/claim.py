@@ -41,8 +41,8 @@ from email.utils import format_datetime
 
 from vm2mail.config.model import Mailbox
 from vm2mail.errors import MailStoreError
-from vm2mail.mailstore.connection import ImapConnection, append_uid, response_text, search_uids
-from vm2mail.mailstore.folders import quote, wire_mailbox
+from vm2mail.mailstore.connection import ImapConnection
+from vm2mail.mailstore.folders import quote
 from vm2mail.mailstore.store import ImapStore, Pool
 from vm2mail.mailstore.voicemails import SEEN
 
@@ -52,8 +52,6 @@ log = logging.getLogger(__name__)
 CLAIMS_FOLDER = "Vm2mail-Claims"
 KEEP_DAYS = 3  # markers older than this are pruned (the keywords on the voicemail are the lasting record)
 CLAIMANT = "X-Vm2mail-Claimant"  # marker header with a nonce per claim attempt
-_FLAGS = re.compile(rb"FLAGS \(([^)]*)\)", re.IGNORECASE)
-_UID = re.compile(rb"UID (\d+)", re.IGNORECASE)
 
 
 def claim_key(folder: str, message_id: str | None, uid: int, first_flag: str) -> str:
@@ -77,45 +75,24 @@ def _marker(key: str, nonce: str, what: str) -> bytes:
     ).encode("ascii", "replace")
 
 
-def _state(lines: list[bytes], uid: int) -> frozenset[str] | None:
-    """Flags of ``uid`` from untagged FETCH lines; None when the message is gone."""
-    for raw in lines:
-        line = bytes(raw)
-        match = _UID.search(line)
-        if match is None or int(match.group(1)) != uid:
-            continue
-        flags = _FLAGS.search(line)
-        return frozenset(flags.group(1).decode("ascii", "replace").split()) if flags else frozenset()
-    return None
-
-
 async def _select_claims(conn: ImapConnection, pool: Pool, *, create: bool = True) -> bool:
     """Select (and sync) the claims folder, creating it unsubscribed when missing; False: none there."""
     if conn.selected == CLAIMS_FOLDER:
-        await conn.command(conn.client.noop(), "NOOP")  # sync: see markers appended by others
+        await conn.noop()  # sync: see markers appended by others
         return True
-    name = wire_mailbox(CLAIMS_FOLDER, conn.delimiter)
-    conn.selected = None
-    response = await conn.command(conn.client.select(name), f"SELECT {CLAIMS_FOLDER!r}", ok=("OK", "NO"))
-    if response.result != "OK":
+    if not await conn.select(CLAIMS_FOLDER, missing_ok=True):
         if not create:
             return False
         # No SUBSCRIBE (unlike ImapStore.ensure_folder): the folder is bookkeeping, not mail to read.
-        created = await conn.command(conn.client.create(name), f"CREATE {CLAIMS_FOLDER!r}", ok=("OK", "NO"))
-        if created.result != "OK" and "ALREADYEXISTS" not in response_text(created).upper():
-            raise conn.error(f"CREATE {CLAIMS_FOLDER!r} failed: {response_text(created)}", broken=False)
-        await conn.command(conn.client.select(name), f"SELECT {CLAIMS_FOLDER!r}")
+        await conn.create(CLAIMS_FOLDER, subscribe=False)  # [ALREADYEXISTS] is fine, other refusals raise
+        await conn.select(CLAIMS_FOLDER)
     pool.folders.add(CLAIMS_FOLDER)
-    conn.selected = CLAIMS_FOLDER
     return True
 
 
 async def _search(conn: ImapConnection, key: str, header: str = "Message-ID") -> list[int]:
     # RFC 3501 §6.4.4: HEADER matches a substring; the angle brackets make that an exact match.
-    response = await conn.command(
-        conn.client.uid_search("HEADER", header, quote(key), charset=None), "UID SEARCH (claim)"
-    )
-    return search_uids(response)
+    return await conn.uid_search("HEADER", header, quote(key))
 
 
 async def _expunge(conn: ImapConnection, uids: list[int]) -> None:
@@ -123,8 +100,8 @@ async def _expunge(conn: ImapConnection, uids: list[int]) -> None:
     if not uids or not conn.has_capability("UIDPLUS"):
         return
     where = ",".join(str(u) for u in uids)
-    await conn.command(conn.client.uid("store", where, "+FLAGS.SILENT", "(\\Deleted)"), "UID STORE (claim)")
-    await conn.command(conn.client.uid("expunge", where), "UID EXPUNGE (claim)")
+    await conn.uid_store(where, "+FLAGS.SILENT", ("\\Deleted",))
+    await conn.uid_expunge(where)
 
 
 async def take(store: ImapStore, mailbox: Mailbox, key: str, what: str = "") -> bool:
@@ -143,16 +120,8 @@ async def take(store: ImapStore, mailbox: Mailbox, key: str, what: str = "") -> 
             # ImapStore.run retried after a dropped connection: our first APPEND may have landed.
             mine = await _search(conn, nonce, CLAIMANT)
             return bool(mine) and min(found) in mine
-        response = await conn.command(
-            conn.client.append(
-                _marker(key, nonce, what),
-                mailbox=wire_mailbox(CLAIMS_FOLDER, conn.delimiter),
-                flags="(\\Seen)",
-            ),
-            "APPEND (claim)",
-        )
-        ours = append_uid(response)
-        await conn.command(conn.client.noop(), "NOOP")  # our APPEND completed: now sync and look
+        ours = await conn.append(CLAIMS_FOLDER, _marker(key, nonce, what), flags=(SEEN,))
+        await conn.noop()  # our APPEND completed: now sync and look
         found = await _search(conn, key)
         if ours is None:  # no UIDPLUS (RFC 4315): find our marker by its nonce
             ours = min(await _search(conn, nonce, CLAIMANT), default=None)
@@ -191,8 +160,7 @@ async def prune(store: ImapStore, mailbox: Mailbox, *, keep_days: int = KEEP_DAY
     async def op(conn: ImapConnection, pool: Pool) -> int:
         if not await _select_claims(conn, pool, create=False):
             return 0  # nothing ever claimed in this account: do not create the folder for it
-        response = await conn.command(conn.client.uid_search("BEFORE", before, charset=None), "UID SEARCH")
-        uids = search_uids(response)
+        uids = await conn.uid_search("BEFORE", before)
         await _expunge(conn, uids)
         return len(uids)
 
@@ -221,12 +189,11 @@ async def claim(
 
     async def op(conn: ImapConnection, pool: Pool) -> bool:
         await store.select(conn, pool, folder)
-        response = await conn.command(conn.client.uid("fetch", str(uid), "(UID FLAGS)"), "UID FETCH")
-        current = _state(response.lines[:-1], uid)
+        record = (await conn.uid_fetch(str(uid), "(UID FLAGS)")).get(uid)
+        current = None if record is None else (record.flags or frozenset())
         if current is None or any(f in current for f in flags) or (unseen and SEEN in current):
             return False  # gone, heard, or recorded already: the marker stays, nothing is sent
-        items = " ".join(flags)
-        await conn.command(conn.client.uid("store", str(uid), "+FLAGS.SILENT", f"({items})"), "UID STORE")
+        await conn.uid_store(str(uid), "+FLAGS.SILENT", flags)
         return True
 
     try:
@@ -246,15 +213,8 @@ async def release(
 
     async def op(conn: ImapConnection, pool: Pool) -> None:
         await store.select(conn, pool, folder)
-        response = await conn.command(
-            conn.client.uid("store", str(uid), "-FLAGS.SILENT", f"({' '.join(flags)})"),
-            "UID STORE (release)",
-            ok=("OK", "NO"),
-        )
-        if response.result != "OK":
-            log.warning(
-                "IMAP %s: release of %s uid=%d refused: %s", conn.where, folder, uid, response_text(response)
-            )
+        if not await conn.uid_store(str(uid), "-FLAGS.SILENT", flags, refused_ok=True):
+            log.warning("IMAP %s: release of %s uid=%d refused", conn.where, folder, uid)
 
     # Keywords first: while they are set nobody tries; once the markers go, the next claim can win.
     await store.run(mailbox, op, folder=folder)

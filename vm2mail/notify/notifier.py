@@ -30,7 +30,7 @@ import jinja2
 from vm2mail import metrics
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.jobs import Job
+from vm2mail.jobs.jobs import Job
 from vm2mail.mailstore.store import ImapStore
 from vm2mail.mailstore.voicemails import Entry, Voicemails
 from vm2mail.notify import policy
@@ -38,7 +38,7 @@ from vm2mail.notify.claim import claim, prune, release
 from vm2mail.notify.mail import NotifyError, send_mail
 from vm2mail.notify.sms import send_sms
 from vm2mail.notify.texts import Texts, alert_texts, voicemail_texts
-from vm2mail.telephony.rest import TwilioRest
+from vm2mail.twilioapi.rest import TwilioRest
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 
 from vm2mail.errors import TelephonyError
 from vm2mail.notify.mail import NotifyError
-from vm2mail.telephony.rest import TwilioRest
+from vm2mail.twilioapi.rest import TwilioRest
 
 log = logging.getLogger(__name__)
 

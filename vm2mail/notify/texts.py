@@ -7,9 +7,9 @@ from pathlib import Path
 
 from vm2mail import phone
 from vm2mail.config.model import Mailbox
-from vm2mail.ingest import wording
 from vm2mail.mailstore.voicemails import Entry
 from vm2mail.notify.policy import NOTIFY
+from vm2mail.pipeline import wording
 from vm2mail.templating import environment, language_template
 
 SMS_MAX_CHARS = 320  # two concatenated segments; Twilio splits longer bodies into more (billed) parts

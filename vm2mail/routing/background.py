@@ -36,7 +36,7 @@ from vm2mail.routing import control
 from vm2mail.routing.breaker import Breakers
 from vm2mail.routing.decide import NORMAL, VOICEMAIL, Switch
 from vm2mail.routing.switches import Switches, outage_home
-from vm2mail.telephony.rest import TwilioRest
+from vm2mail.twilioapi.rest import TwilioRest
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("vm2mail.audit")

@@ -18,8 +18,8 @@ from vm2mail.notify.mail import NotifyError, send_mail
 from vm2mail.notify.sms import send_sms
 from vm2mail.routing.decide import NORMAL, VOICEMAIL, Switch
 from vm2mail.routing.switches import Switches
-from vm2mail.telephony.rest import TwilioRest
 from vm2mail.templating import environment, language_template
+from vm2mail.twilioapi.rest import TwilioRest
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("vm2mail.audit")

@@ -16,8 +16,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import AudioError, SpoolError
-from vm2mail.ingest.jobs import VOICEMAIL, CallInfo, Job
-from vm2mail.ingest.spool import Spool
+from vm2mail.jobs.jobs import VOICEMAIL, CallInfo, Job
+from vm2mail.jobs.spool import Spool
 from vm2mail.metrics import SMTP_MESSAGES
 from vm2mail.smtp import pbx
 from vm2mail.smtp.replies import PREFIX, ReplyRefused, ReplySender, ReplyTarget, verify_token

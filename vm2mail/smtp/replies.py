@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
 import os
 import re
-import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,20 +16,14 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
 
-from vm2mail import phone
 from vm2mail.config.model import Config, Mailbox
-from vm2mail.errors import TelephonyError
-from vm2mail.ingest.spool import fsync_dir
+from vm2mail.errors import SignatureError, TelephonyError
+from vm2mail.jobs.spool import fsync_dir
+from vm2mail.signing import REPLY_PREFIX, ReplyTokenExpired, make_reply_token, open_reply_token
 
 log = logging.getLogger(__name__)
 
-PREFIX = "reply+"
-_VERSION = 2  # v2 masks the caller's digits (v1 tokens, with readable digits, are still accepted)
-# Domain separation: this key signs reply tokens only, never media URLs or menu state.
-_CONTEXT = b"vm2mail smtp reply token v1"
-_MAC_BYTES = 10  # 80 bits: a forger gets one guess per SMTP transaction
-_HEAD = struct.Struct(">BH7s")  # version, expiry (days since 1970), caller digits (uint56)
-_DAY = 86400
+PREFIX = REPLY_PREFIX
 
 SendSms = Callable[[str, str, str], Awaitable[str]]
 
@@ -52,73 +43,20 @@ class ReplyTarget:
     expires_day: int
 
 
-def _key(config: Config) -> bytes:
-    return hmac.new(config.server.secret_key.encode(), _CONTEXT, hashlib.sha256).digest()
-
-
-def _mac(config: Config, data: bytes) -> bytes:
-    return hmac.new(_key(config), data, hashlib.sha256).digest()[:_MAC_BYTES]
-
-
-def _mask(config: Config, mac: bytes) -> bytes:
-    """The pad over the caller's digits: Reply-To is an outer header the IMAP server reads, and a
-    private mailbox must not show it who called (SIV-style: the pad derives from the MAC)."""
-    return hmac.new(_key(config), b"caller-mask" + mac, hashlib.sha256).digest()[:7]
-
-
-def _xor(a: bytes, b: bytes) -> bytes:
-    return bytes(x ^ y for x, y in zip(a, b, strict=True))
-
-
 def make_token(config: Config, mailbox_id: str, caller: str, *, now: float | None = None) -> str:
-    """``base32(version | expiry | masked caller | mac | mailbox id)``: lower-case, fits an RFC 5321
-    local part. Base32 rather than base64url because some mail systems change the case of local parts.
-    """
-    assert config.smtp_ingress is not None
-    days = int((time.time() if now is None else now) // _DAY) + config.smtp_ingress.reply_token_days
-    digits = int(caller[1:]).to_bytes(7, "big")
-    box = mailbox_id.encode()
-    mac = _mac(config, _HEAD.pack(_VERSION, days, digits) + box)
-    raw = _HEAD.pack(_VERSION, days, _xor(digits, _mask(config, mac))) + mac + box
-    return base64.b32encode(raw).decode().rstrip("=").lower()
-
-
-def reply_address(config: Config, mailbox: Mailbox, caller: str | None) -> str | None:
-    """The Reply-To address for a voicemail in ``mailbox`` from ``caller``; None when nobody can be texted."""
-    ingress = config.smtp_ingress
-    if ingress is None or not config.twilio.sms_from or not caller or not phone.is_e164(caller):
-        return None
-    if not mailbox.email:
-        return None  # nobody could prove to be the owner
-    return f"{PREFIX}{make_token(config, mailbox.id, caller)}@{ingress.reply_domain}"
+    """The Reply-To token for ``caller`` in ``mailbox_id`` (the codec lives in vm2mail.signing)."""
+    return make_reply_token(config, mailbox_id, caller, now=now)
 
 
 def verify_token(config: Config, token: str, *, now: float | None = None) -> ReplyTarget:
     """The mailbox and caller a token names; ReplyRefused (550) when forged, mangled or expired."""
-    forged = ReplyRefused("550 5.7.1 This reply address is not valid; no SMS was sent")
     try:
-        raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
-    except ValueError:
-        raise forged from None
-    if len(raw) < _HEAD.size + _MAC_BYTES + 1:
-        raise forged
-    head, mac, box = (
-        raw[: _HEAD.size],
-        raw[_HEAD.size : _HEAD.size + _MAC_BYTES],
-        raw[_HEAD.size + _MAC_BYTES :],
-    )
-    version, days, digits = _HEAD.unpack(head)
-    if version == _VERSION:
-        digits = _xor(digits, _mask(config, mac))
-        head = _HEAD.pack(version, days, digits)
-    if not hmac.compare_digest(mac, _mac(config, head + box)):
-        raise forged
-    mailbox = config.mailboxes.get(box.decode(errors="replace"))
-    if version not in (1, _VERSION) or mailbox is None:
-        raise forged
-    if days < int((time.time() if now is None else now) // _DAY):
-        raise ReplyRefused("550 5.7.1 This reply address has expired; no SMS was sent")
-    return ReplyTarget(mailbox=mailbox, caller=f"+{int.from_bytes(digits, 'big')}", expires_day=days)
+        mailbox, caller, days = open_reply_token(config, token, now=now)
+    except ReplyTokenExpired:
+        raise ReplyRefused("550 5.7.1 This reply address has expired; no SMS was sent") from None
+    except SignatureError:
+        raise ReplyRefused("550 5.7.1 This reply address is not valid; no SMS was sent") from None
+    return ReplyTarget(mailbox=mailbox, caller=caller, expires_day=days)
 
 
 # -- the reply's text -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import AnyStr
 from aiosmtpd.smtp import SMTP, Envelope
 
 from vm2mail.config.model import Config, SmtpIngressConfig
-from vm2mail.ingest.spool import Spool
+from vm2mail.jobs.spool import Spool
 from vm2mail.metrics import SMTP_REPLY_SECONDS
 from vm2mail.smtp.handler import IngressHandler, VmEnvelope
 from vm2mail.smtp.replies import ReplySender, SendSms

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import email
 import email.policy
-import hashlib
-import hmac
-import json
 import logging
-import secrets
 import tempfile
 import time
 from collections import OrderedDict
@@ -21,21 +15,20 @@ from pathlib import Path
 
 from aiohttp import web
 
+from vm2mail import signing
+from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.config.model import Config, Mailbox
-from vm2mail.errors import AudioError, CryptoError, MailStoreError
-from vm2mail.ingest.audio import transcode_to_mp3
-from vm2mail.ingest.pgp import Encryptor
+from vm2mail.crypto.pgp import Encryptor
+from vm2mail.errors import AudioError, CryptoError, MailStoreError, SignatureError
 from vm2mail.mailstore.voicemails import Voicemails
 
 log = logging.getLogger(__name__)
 
 MEDIA_PATH = "/media/{token}"
 SUFFIX = ".mp3"
-# Domain separation (as in vm2mail.menu.state): these keys sign and seal media URLs and nothing else.
+# Domain separation (as in vm2mail.telephony.menustate): these keys sign and seal media URLs and nothing else.
 _LABEL = b"vm2mail/media-url/v2"
 _SEAL_LABEL = b"vm2mail/media-url/v2/seal"
-_NONCE_BYTES = 12
-_MAC_BYTES = 16
 # Header fields of the decrypted message the menu may announce (a private mailbox keeps them only inside).
 DETAIL_FIELDS = ("X-Vm2mail-Caller", "X-Vm2mail-Caller-Name", "X-Vm2mail-Duration", "X-Vm2mail-Called")
 CACHE_ENTRIES = 32
@@ -46,53 +39,20 @@ _MP3_TYPES = ("audio/mpeg", "audio/mp3", "audio/mpeg3", "audio/x-mpeg", "audio/x
 Key = tuple[str, str, int, int]  # (login, folder, uidvalidity, uid)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _media_key(secret: str) -> bytes:
-    return hmac.new(secret.encode("utf-8"), _LABEL, hashlib.sha256).digest()
-
-
-def _pad(secret: str, nonce: bytes, size: int) -> bytes:
-    """A keystream (SHAKE-256 as an XOF over key and nonce): URLs end up in Twilio's and proxies'
-    logs, which must not learn which mailbox and message a caller listened to."""
-    seal = hmac.new(secret.encode("utf-8"), _SEAL_LABEL, hashlib.sha256).digest()
-    return hashlib.shake_256(seal + nonce).digest(size)
-
-
 def sign(secret: str, mailbox_id: str, folder: str, uid: int, expires: int, uidvalidity: int = 0) -> str:
-    """An opaque token: nonce, [mailbox id, folder, uid, expiry, UIDVALIDITY] sealed, HMAC-SHA256
-    over both (encrypt-then-MAC). UIDVALIDITY binds it to the folder's current UIDs (RFC 3501 §2.3.1.1):
-    a recreated folder reuses UIDs for other messages. 0 leaves it unbound (greetings)."""
-    plain = json.dumps([mailbox_id, folder, uid, expires, uidvalidity], separators=(",", ":")).encode()
-    nonce = secrets.token_bytes(_NONCE_BYTES)
-    sealed = nonce + bytes(a ^ b for a, b in zip(plain, _pad(secret, nonce, len(plain)), strict=True))
-    mac = hmac.new(_media_key(secret), sealed, hashlib.sha256).digest()[:_MAC_BYTES]
-    return _b64(sealed + mac)
+    """An opaque token (signing.seal_secret) of [mailbox id, folder, uid, expiry, UIDVALIDITY].
+    UIDVALIDITY binds it to the folder's current UIDs (RFC 3501 §2.3.1.1): a recreated folder reuses
+    UIDs for other messages. 0 leaves it unbound (greetings)."""
+    return signing.seal_secret(secret, _LABEL, _SEAL_LABEL, [mailbox_id, folder, uid, expires, uidvalidity])
 
 
 def verify_bound(secret: str, token: str, now: float | None = None) -> tuple[str, str, int, int] | None:
     """(mailbox id, folder, uid, UIDVALIDITY or 0) from a valid, unexpired token; None for anything else."""
     try:
-        raw = _unb64(token)
-    except (binascii.Error, ValueError):
-        return None
-    if len(raw) <= _NONCE_BYTES + _MAC_BYTES:
-        return None
-    sealed, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-    expected = hmac.new(_media_key(secret), sealed, hashlib.sha256).digest()[:_MAC_BYTES]
-    if not hmac.compare_digest(mac, expected):
-        return None
-    nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
-    try:
-        plain = bytes(a ^ b for a, b in zip(body, _pad(secret, nonce, len(body)), strict=True))
-        mailbox_id, folder, uid, expires, uidvalidity = json.loads(plain)
-    except (ValueError, TypeError):
+        mailbox_id, folder, uid, expires, uidvalidity = signing.open_secret(
+            secret, _LABEL, _SEAL_LABEL, token
+        )
+    except (SignatureError, ValueError, TypeError):
         return None
     if not (isinstance(mailbox_id, str) and isinstance(folder, str) and isinstance(uid, int)):
         return None
@@ -147,7 +107,7 @@ def _open_message(raw: bytes, home: Path) -> tuple[bytes | None, bool, dict[str,
 
 
 async def to_mp3(data: bytes, name: str = "audio") -> bytes:
-    """Transcode any audio ffmpeg reads (WAV, GSM, ...) to the gateway's voice MP3 (vm2mail.ingest.audio)."""
+    """Transcode any audio ffmpeg reads (WAV, GSM, ...) to the gateway's voice MP3 (audio.transcode)."""
     with tempfile.TemporaryDirectory(prefix="vm2mail-media-") as tmp:
         src, dst = Path(tmp) / f"{name}.in", Path(tmp) / f"{name}.mp3"
         await asyncio.to_thread(src.write_bytes, data)

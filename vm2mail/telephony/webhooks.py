@@ -15,19 +15,28 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from multidict import MultiDict
 
-from vm2mail import logsetup, metrics, phone
+from vm2mail import logsetup, metrics
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import SignatureError, SpoolError, TelephonyError
-from vm2mail.ingest.fetch import recording_url
-from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
-from vm2mail.ingest.spool import Spool
-from vm2mail.menu.state import MenuState
-from vm2mail.menu.state import encode as encode_state
+from vm2mail.jobs.jobs import (
+    MISSED_CALL,
+    VOICEMAIL,
+    CallInfo,
+    Job,
+    caller_number,
+    sid_message_id,
+    twilio_job_id,
+)
+from vm2mail.jobs.spool import Spool
+from vm2mail.pipeline import callstatus
 from vm2mail.routing import decide as routing
 from vm2mail.routing.breaker import Breakers, dial_failed
 from vm2mail.routing.switches import Switches
-from vm2mail.telephony import callpath, callstatus, prompts, twiml
+from vm2mail.telephony import callpath, prompts, twiml
+from vm2mail.telephony.menustate import MenuState
+from vm2mail.telephony.menustate import encode as encode_state
 from vm2mail.telephony.signature import SIGNATURE_HEADER, require_signature, verify, webhook_url
+from vm2mail.twilioapi.fetch import recording_url
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +72,6 @@ def _remaining(config: Config, deadline: float | None) -> float:
     if deadline is None:
         return config.server.call_budget_seconds
     return max(0.0, deadline - asyncio.get_running_loop().time())
-
-
-def caller_number(raw: str | None) -> str | None:
-    """The caller's E.164 number, or None when it is withheld, empty or not a phone number."""
-    value = (raw or "").strip()
-    if phone.withheld(value) or not phone.is_e164(value):
-        return None
-    return value
 
 
 def _sid(params: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> str:

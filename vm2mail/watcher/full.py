@@ -9,8 +9,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
 from vm2mail.config.model import Config, Mailbox
-from vm2mail.mailstore.connection import ImapConnection, search_uids
-from vm2mail.mailstore.folders import wire_mailbox
+from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.voicemails import Counts
 from vm2mail.templating import environment, language_template
 
@@ -63,22 +62,14 @@ async def update(
     full = is_full(mailbox, counts)
     if full == was_full:
         return full
-    found = await conn.command(conn.client.uid_search("KEYWORD", FULL_NOTICE, charset=None), "UID SEARCH")
-    current = search_uids(found)
+    current = await conn.uid_search("KEYWORD", FULL_NOTICE)
     if full and not current:
-        await conn.command(
-            conn.client.append(
-                notice(config, mailbox, counts),
-                mailbox=wire_mailbox(mailbox.folder, conn.delimiter),
-                flags=f"({FULL_NOTICE})",
-            ),
-            "APPEND notice",
-        )
+        await conn.append(mailbox.folder, notice(config, mailbox, counts), flags=(FULL_NOTICE,))
         log.info(
             "mailbox %s is full (%d of %d): owner notified", mailbox.id, counts.total, mailbox.max_messages
         )
     elif not full and current:
         uids = ",".join(str(uid) for uid in current)
-        await conn.command(conn.client.uid("store", uids, "-FLAGS.SILENT", f"({FULL_NOTICE})"), "UID STORE")
+        await conn.uid_store(uids, "-FLAGS.SILENT", (FULL_NOTICE,))
         log.info("mailbox %s has room again (%d of %d)", mailbox.id, counts.total, mailbox.max_messages)
     return full

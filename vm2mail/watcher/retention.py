@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from vm2mail.config.model import Mailbox
-from vm2mail.mailstore.connection import ImapConnection, search_uids
-from vm2mail.mailstore.folders import quote, wire_mailbox
-from vm2mail.mailstore.voicemails import KINDS, special_trash, uid_set
-from vm2mail.watcher.state import FolderState
+from vm2mail.mailstore.connection import ImapConnection
+from vm2mail.mailstore.folders import quote
+from vm2mail.mailstore.view import FolderView
+from vm2mail.mailstore.voicemails import KINDS, uid_set
 
 if TYPE_CHECKING:
     from vm2mail.watcher.watcher import Watcher
@@ -22,9 +22,6 @@ log = logging.getLogger(__name__)
 # INTERNALDATE survives MOVE, so it cannot tell how long a message has been in Trash; the stamp can.
 TRASHED = "$Vm2mailTrashed_"
 _TRASHED_DAY = re.compile(r"^\$Vm2mailTrashed_(\d{8})$")
-_FLAGS_LINE = re.compile(
-    rb"^\d+ FETCH \(.*?\bUID (\d+).*?\bFLAGS \(([^)]*)\)|^\d+ FETCH \(.*?\bFLAGS \(([^)]*)\).*?\bUID (\d+)"
-)
 
 
 def utc_today() -> date:
@@ -48,18 +45,15 @@ def imap_date(day: date) -> str:
 
 async def find_trash(conn: ImapConnection) -> str:
     """The account's ``\\Trash`` folder (RFC 6154 SPECIAL-USE), else "Trash" (created if missing)."""
-    found = await special_trash(conn)
+    found = await conn.special_trash()
     if found is not None:
         return found
-    name = wire_mailbox("Trash", conn.delimiter)
-    created = await conn.command(conn.client.create(name), "CREATE Trash", ok=("OK", "NO"))
-    if created.result == "OK":
-        await conn.command(conn.client.subscribe(name), "SUBSCRIBE Trash")
+    await conn.create("Trash", strict=False)
     return "Trash"
 
 
 async def expire(
-    watcher: Watcher, conn: ImapConnection, mailbox: Mailbox, state: FolderState, trash: str
+    watcher: Watcher, conn: ImapConnection, mailbox: Mailbox, state: FolderView, trash: str
 ) -> list[int]:
     """Move voicemails older than ``retention_days`` (by INTERNALDATE) to ``trash``; their old UIDs.
 
@@ -70,12 +64,9 @@ async def expire(
         return []
     cutoff = utc_today() - timedelta(days=mailbox.retention_days)
     # RFC 3501 §6.4.4: BEFORE compares the INTERNALDATE's date, disregarding time and timezone.
-    response = await conn.command(
-        conn.client.uid_search("BEFORE", imap_date(cutoff), charset=None), "UID SEARCH BEFORE"
-    )
     old = [
         uid
-        for uid in search_uids(response)
+        for uid in await conn.uid_search("BEFORE", imap_date(cutoff))
         if (entry := state.entries.get(uid)) is not None
         and entry.kind in KINDS
         and not (mailbox.keep_saved and entry.saved)
@@ -83,13 +74,11 @@ async def expire(
     if not old:
         return []
     uids = uid_set(old)
-    await conn.command(
-        conn.client.uid("store", uids, "+FLAGS.SILENT", f"({trashed_keyword(utc_today())})"), "UID STORE"
-    )
+    await conn.uid_store(uids, "+FLAGS.SILENT", (trashed_keyword(utc_today()),))
     for uid in old:
         watcher.note_move(mailbox.id, uid)
     # RFC 6851 UID MOVE keeps the flags, so the stamp arrives in Trash with the message.
-    await conn.command(conn.client.uid("move", uids, wire_mailbox(trash, conn.delimiter)), "UID MOVE")
+    await conn.uid_move(uids, trash)
     log.info(
         "mailbox %s: %d voicemail(s) older than %d days moved to %r",
         mailbox.id,
@@ -111,40 +100,27 @@ async def empty_trash(conn: ImapConnection, mailbox: Mailbox, trash: str) -> int
     if keep_days is None:
         return 0
     today = utc_today()
-    conn.selected = None
-    await conn.command(conn.client.select(wire_mailbox(trash, conn.delimiter)), f"SELECT {trash!r}")
+    await conn.select(trash)
     # RFC 3501 §6.4.4: HEADER with an empty string matches every message that has the field.
-    found = await conn.command(
-        conn.client.uid_search("HEADER", "X-Vm2mail-Kind", quote(""), charset=None), "UID SEARCH"
-    )
-    uids = search_uids(found)
+    uids = await conn.uid_search("HEADER", "X-Vm2mail-Kind", quote(""))
     if not uids:
         return 0
-    response = await conn.command(conn.client.uid("fetch", uid_set(uids), "(UID FLAGS)"), "UID FETCH")
     unstamped: list[int] = []
     expired: list[int] = []
-    for line in response.lines[:-1]:
-        match = _FLAGS_LINE.match(bytes(line))
-        if match is None:
+    for uid, record in (await conn.uid_fetch(uid_set(uids), "(UID FLAGS)")).items():
+        if record.flags is None:
             continue
-        uid = int(match.group(1) or match.group(4))
-        flags = set((match.group(2) or match.group(3)).decode("ascii", "replace").split())
-        day = trashed_on(flags)
+        day = trashed_on(record.flags)
         if day is None:
             unstamped.append(uid)
         elif (today - day).days >= keep_days:
             expired.append(uid)
     if unstamped:
-        await conn.command(
-            conn.client.uid("store", uid_set(unstamped), "+FLAGS.SILENT", f"({trashed_keyword(today)})"),
-            "UID STORE",
-        )
+        await conn.uid_store(uid_set(unstamped), "+FLAGS.SILENT", (trashed_keyword(today),))
     if expired:
-        await conn.command(
-            conn.client.uid("store", uid_set(expired), "+FLAGS.SILENT", "(\\Deleted)"), "UID STORE"
-        )
+        await conn.uid_store(uid_set(expired), "+FLAGS.SILENT", ("\\Deleted",))
         # RFC 4315 §2.1: UID EXPUNGE removes only these, never other \\Deleted mail of the user.
-        await conn.command(conn.client.uid("expunge", uid_set(expired)), "UID EXPUNGE")
+        await conn.uid_expunge(uid_set(expired))
         log.info(
             "mailbox %s: %d voicemail(s) expunged from %r after %d days",
             mailbox.id,

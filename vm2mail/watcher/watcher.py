@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from vm2mail import metrics
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import MailStoreError, Vm2mailError
-from vm2mail.ingest.jobs import Job
+from vm2mail.jobs.jobs import Job
 from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.store import ImapStore
 from vm2mail.mailstore.voicemails import Counts, Voicemails, counts
@@ -132,8 +132,9 @@ class Watcher:
                 except MailStoreError as exc:
                     log.warning("mailbox %s not watched: %s", box.id, exc)
                     continue
+                view = self.store.views.get(login, box.folder)
                 wanted[box.id] = FolderSession(
-                    config.imap, config.watcher, box, login, password, self._synced
+                    config.imap, config.watcher, box, login, password, self._synced, view
                 )
         for box_id in list(self._sessions):
             session, new = self._sessions[box_id], wanted.get(box_id)

@@ -15,8 +15,7 @@ from collections.abc import Callable
 
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import MailStoreError
-from vm2mail.mailstore.connection import ImapConnection, response_text
-from vm2mail.mailstore.folders import quote
+from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.menu.login import Logins
 
 log = logging.getLogger(__name__)
@@ -47,18 +46,12 @@ async def imap_login_ok(config: Config, login: str, password: str) -> bool:
     conn = ImapConnection(config.imap, login)
     try:
         await conn.connect()
-        response = await conn.guard(conn.client.login(quote(login), password), "LOGIN")
+        # RFC 5530 §3: [UNAVAILABLE] is the server's own trouble, not a wrong password: try_login
+        # raises for it, so it never counts towards the lockout.
+        return await conn.try_login(password)
     finally:
         with contextlib.suppress(Exception):
             await conn.logout()
-    if response.result == "OK":
-        return True
-    text = response_text(response).replace(password, "***") if password else response_text(response)
-    # RFC 5530 §3: [UNAVAILABLE] is the server's own trouble (Dovecot: "Temporary authentication
-    # failure"), not a wrong password: it must not count towards the lockout.
-    if response.result != "NO" or "[UNAVAILABLE]" in text.upper():
-        raise conn.error(f"LOGIN: {response.result} {text}", broken=False)
-    return False
 
 
 class WebLogins:

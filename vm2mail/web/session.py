@@ -25,7 +25,7 @@ from vm2mail.mailstore.metadata import Metadata
 
 COOKIE = "vm2mail_inbox"
 GENERATION_ENTRY = "web-session-generation"
-# Domain separation (as vm2mail.telephony.media and vm2mail.menu.state do): these keys sign web
+# Domain separation (as vm2mail.telephony.media and vm2mail.telephony.menustate do): these keys sign web
 # sessions and CSRF tokens and nothing else, though all derive from server.secret_key.
 _SESSION_LABEL = b"vm2mail/web-session/v1"
 _CSRF_LABEL = b"vm2mail/web-csrf/v1"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import random
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -15,20 +14,21 @@ from pathlib import Path
 import aiohttp
 
 from vm2mail import logsetup, metrics
+from vm2mail.audio.tags import VoicemailTags, write_tags
+from vm2mail.audio.transcode import Encoded, transcode_to_mp3
+from vm2mail.backoff import backoff as retry_delay
 from vm2mail.config.model import Config, Mailbox
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.errors import AudioError, CryptoError, MailStoreError, SpoolError, TelephonyError, Vm2mailError
-from vm2mail.ingest import jobs, wording
-from vm2mail.ingest.audio import Encoded, transcode_to_mp3
-from vm2mail.ingest.fetch import fetch_recording
-from vm2mail.ingest.jobs import Job
-from vm2mail.ingest.message import Voicemail, compose
-from vm2mail.ingest.pgp import Encryptor
-from vm2mail.ingest.priority import run_batch
-from vm2mail.ingest.spool import Spool
-from vm2mail.ingest.tags import VoicemailTags, write_tags
+from vm2mail.jobs import jobs
+from vm2mail.jobs.jobs import Job
+from vm2mail.jobs.spool import Spool
 from vm2mail.mailstore.store import ImapStore
-from vm2mail.smtp.replies import reply_address
-from vm2mail.telephony import callstatus
+from vm2mail.pipeline import callstatus, wording
+from vm2mail.pipeline.message import Voicemail, compose
+from vm2mail.priority import run_batch
+from vm2mail.signing import reply_address
+from vm2mail.twilioapi.fetch import fetch_recording
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,7 @@ def failure_reason(exc: Vm2mailError) -> str:
 
 def backoff(attempts: int) -> float:
     """Exponential backoff with jitter: 2 s, 4 s, 8 s … capped at 10 minutes."""
-    delay: float = min(MAX_BACKOFF, 2.0 * 2**attempts) * random.uniform(0.8, 1.2)
-    return delay
+    return retry_delay(attempts + 1, first=2.0, cap=MAX_BACKOFF)
 
 
 @dataclass
@@ -72,7 +71,7 @@ class Pipeline:
     delete_recording: RecordingDeleter
     on_delivered: DeliveredHook | None = None
     alert_admin: AdminAlert | None = None
-    # TwilioRest.call_taken: why an ended call needs no missed-call mail (telephony/callstatus.py).
+    # TwilioRest.call_taken: why an ended call needs no missed-call mail (pipeline/callstatus.py).
     call_taken: Callable[[str], Awaitable[str | None]] | None = None
     _encryptors: dict[Path, Encryptor] = field(default_factory=dict)
     _alerted: set[tuple[str, str]] = field(default_factory=set)  # (mailbox, key problem) alerted once

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from vm2mail.errors import SpoolError
-from vm2mail.ingest.jobs import VOICEMAIL, CallInfo, Job
-from vm2mail.ingest.spool import Spool
+from vm2mail.jobs.jobs import VOICEMAIL, CallInfo, Job
+from vm2mail.jobs.spool import Spool
 
 
 def make_job(n: int = 1, **overrides: object) -> Job:

@@ -6,9 +6,9 @@ import asyncio
 import threading
 from pathlib import Path
 
-from tests.ingest.test_spool import make_job
-from vm2mail.ingest.jobs import Job
-from vm2mail.ingest.spool import Spool
+from tests.jobs.test_spool import make_job
+from vm2mail.jobs.jobs import Job
+from vm2mail.jobs.spool import Spool
 
 RESCAN = 60.0  # without a wake-up the waiting claim() only finds the job at its next rescan
 BOUND = 20.0  # generous, and far below RESCAN

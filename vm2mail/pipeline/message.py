@@ -16,10 +16,10 @@ from pathlib import Path
 
 from vm2mail import phone
 from vm2mail.config.model import Mailbox
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.errors import CryptoError
-from vm2mail.ingest import wording
-from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo
-from vm2mail.ingest.pgp import Encryptor
+from vm2mail.jobs.jobs import MISSED_CALL, VOICEMAIL, CallInfo
+from vm2mail.pipeline import wording
 from vm2mail.templating import environment, language_template
 
 GENERIC_SUBJECT = "Voicemail"  # outer Subject of encrypted mail for private mailboxes

@@ -1,4 +1,4 @@
-"""ingest.audio: real ffmpeg turns samples and odd sox/ffmpeg-made inputs into voice MP3s, or says why not."""
+"""audio.transcode: real ffmpeg turns samples and odd sox/ffmpeg-made inputs into voice MP3s, or says why."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from vm2mail.audio import transcode as audio
+from vm2mail.audio.transcode import Encoded, transcode_to_mp3
 from vm2mail.errors import AudioError
-from vm2mail.ingest import audio
-from vm2mail.ingest.audio import Encoded, transcode_to_mp3
 
 SAMPLES = Path("/work/shared/samples")
 SAMPLE_NAMES = ["en-callback-request", "de-rueckruf", "short-hello", "silence-3s", "greeting-sales"]

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from vm2mail.config.model import Config
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.errors import Vm2mailError
-from vm2mail.ingest.pgp import Encryptor
 
 WARN_DAYS = 30  # check-config, status and `keys check` warn this long before a key expires
 

@@ -9,10 +9,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from vm2mail import phone
+
 VOICEMAIL = "voicemail"
 MISSED_CALL = "missed-call"
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def caller_number(raw: str | None) -> str | None:
+    """The caller's E.164 number, or None when it is withheld, empty or not a phone number."""
+    value = (raw or "").strip()
+    if phone.withheld(value) or not phone.is_e164(value):
+        return None
+    return value
 
 
 def twilio_job_id(recording_sid: str) -> str:

@@ -1,4 +1,4 @@
-"""ingest.pgp: the Encryptor against a real gateway GNUPGHOME, with good, expired, revoked and absent keys."""
+"""crypto.pgp: the Encryptor against a real gateway GNUPGHOME, with good, expired, revoked and absent keys."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.fixtures.gpg import GpgKeys
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.devstack import keys
 from vm2mail.errors import CryptoError
-from vm2mail.ingest.pgp import Encryptor
 
 
 def test_encrypts_to_every_recipient(gpg_keys: GpgKeys) -> None:

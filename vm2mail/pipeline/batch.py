@@ -19,11 +19,11 @@ import aiohttp
 
 from vm2mail.config.model import Config
 from vm2mail.errors import SpoolError
-from vm2mail.ingest.jobs import Job
-from vm2mail.ingest.spool import STATES, Spool, fsync_dir
-from vm2mail.ingest.worker import AdminAlert, Pipeline
+from vm2mail.jobs.jobs import Job
+from vm2mail.jobs.spool import STATES, Spool, fsync_dir
 from vm2mail.mailstore.store import ImapStore
-from vm2mail.telephony.rest import TwilioRest
+from vm2mail.pipeline.worker import AdminAlert, Pipeline
+from vm2mail.twilioapi.rest import TwilioRest
 
 PID_FILE = "vm2mail.pid"  # written by `vm2mail serve` into the spool directory
 DISCARDED = "discarded"  # `vm2mail spool discard` keeps jobs here; they are never brought back

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.gpg import GpgKeys
+from vm2mail.audio.transcode import transcode_to_mp3
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.errors import AudioError, CryptoError
-from vm2mail.ingest.audio import transcode_to_mp3
-from vm2mail.ingest.pgp import Encryptor
 
 
 def silent_unix_listener(path: Path) -> socket.socket:

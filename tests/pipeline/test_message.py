@@ -1,4 +1,4 @@
-"""ingest.message: compose() output parsed back with the stdlib, plain and as PGP/MIME decrypted by gpg."""
+"""pipeline.message: compose() output parsed back with the stdlib, plain and as PGP/MIME decrypted by gpg."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 
 from tests.fixtures.gpg import GpgKeys
+from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.config.model import Mailbox
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.devstack import keys
 from vm2mail.errors import CryptoError
-from vm2mail.ingest.audio import transcode_to_mp3
-from vm2mail.ingest.jobs import MISSED_CALL, VOICEMAIL, CallInfo
-from vm2mail.ingest.message import Voicemail, compose
-from vm2mail.ingest.pgp import Encryptor
+from vm2mail.jobs.jobs import MISSED_CALL, VOICEMAIL, CallInfo
+from vm2mail.pipeline.message import Voicemail, compose
 
 STARTED = datetime(2026, 11, 23, 9, 30, 15, tzinfo=UTC)  # 10:30 in Berlin, 04:30 in New York
 UTF8_NAME = "Jürgen Müller 😀"

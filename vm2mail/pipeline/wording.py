@@ -6,7 +6,7 @@ from datetime import datetime
 
 from vm2mail import phone
 from vm2mail.config.model import Mailbox
-from vm2mail.ingest.jobs import CallInfo
+from vm2mail.jobs.jobs import CallInfo
 
 _WORDS: dict[str, dict[str, str]] = {
     "en-US": {

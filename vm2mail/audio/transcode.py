@@ -16,7 +16,7 @@ from typing import Any
 import mutagen.mp3
 
 from vm2mail.errors import AudioError
-from vm2mail.ingest.priority import lower_priority
+from vm2mail.priority import lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def ffmpeg_args(src: Path, dst: Path) -> list[str]:
         "-sn",
         "-dn",
         "-map_metadata",
-        "-1",  # drop the input's tags: ID3 tags are written by vm2mail.ingest.tags
+        "-1",  # drop the input's tags: ID3 tags are written by vm2mail.audio.tags
         "-af",
         "volumedetect",  # peak over all input channels, before the downmix
         "-ac",

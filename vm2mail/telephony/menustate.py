@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
-import hmac
-import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from vm2mail import signing
 from vm2mail.errors import SignatureError
 
 # Domain separation: the menu key is derived from server.secret_key with its own label, so a media
@@ -68,42 +65,23 @@ class MenuState:
         return replace(self, **changes)
 
 
-def _key(secret: str, label: bytes) -> bytes:
-    return hmac.new(secret.encode(), label, hashlib.sha256).digest()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def encode(secret: str, state: MenuState) -> str:
     """``payload.mac``: base64url JSON and its HMAC-SHA256 (RFC 2104) under the menu's derived key."""
     values = asdict(replace(state, issued=int(time.time())))
     compact = {_KEYS[k]: v for k, v in values.items() if v not in ("", 0, False, (), [])}
     compact["c"] = state.call
     compact["s"] = state.step
-    payload = _b64(json.dumps(compact, separators=(",", ":")).encode())
-    mac = hmac.new(_key(secret, _LABEL), payload.encode(), hashlib.sha256).digest()
-    return f"{payload}.{_b64(mac)}"
+    return signing.seal(secret, _LABEL, compact)
 
 
 def decode(secret: str, token: str, *, call_sid: str) -> MenuState:
     """The state in ``token``; SignatureError when it was altered, is too old or belongs to another call."""
-    payload, _, mac = token.partition(".")
+    raw = signing.unseal(secret, _LABEL, token)  # SignatureError when altered or malformed
     try:
-        given = _unb64(mac)
-        expected = hmac.new(_key(secret, _LABEL), payload.encode(), hashlib.sha256).digest()
-        if not hmac.compare_digest(given, expected):
-            raise SignatureError("menu state signature does not match")
-        raw = json.loads(_unb64(payload))
         values = {_NAMES[k]: v for k, v in raw.items()}
         values["heard"] = tuple(int(u) for u in values.get("heard", ()))
         state = MenuState(**values)
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
         raise SignatureError(f"malformed menu state: {type(exc).__name__}") from exc
     if state.call != call_sid:
         raise SignatureError("menu state belongs to another call")
@@ -114,4 +92,4 @@ def decode(secret: str, token: str, *, call_sid: str) -> MenuState:
 
 def pin_mac(secret: str, call_sid: str, pin: str) -> str:
     """A keyed MAC of a PIN entry for this call: comparable later, useless without the gateway's key."""
-    return _b64(hmac.new(_key(secret, _PIN_LABEL), f"{call_sid}:{pin}".encode(), hashlib.sha256).digest())
+    return signing.b64(signing.mac(secret, _PIN_LABEL, f"{call_sid}:{pin}".encode()))

@@ -20,10 +20,9 @@ from twilio.rest import Client
 
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import TelephonyError, Vm2mailError
-from vm2mail.ingest.batch import Batch, job_state
-from vm2mail.ingest.fetch import recording_url
-from vm2mail.ingest.jobs import VOICEMAIL, CallInfo, Job, sid_message_id, twilio_job_id
-from vm2mail.telephony.webhooks import caller_number
+from vm2mail.jobs.jobs import VOICEMAIL, CallInfo, Job, caller_number, sid_message_id, twilio_job_id
+from vm2mail.pipeline.batch import Batch, job_state
+from vm2mail.twilioapi.fetch import recording_url
 
 log = logging.getLogger(__name__)
 

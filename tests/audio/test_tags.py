@@ -1,4 +1,4 @@
-"""ingest.tags: ID3v2.4 tags written by mutagen, read back by ffprobe the way a player would see them."""
+"""audio.tags: ID3v2.4 tags written by mutagen, read back by ffprobe the way a player would see them."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from mutagen.id3 import ID3
 
+from vm2mail.audio.tags import VoicemailTags, write_tags
+from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.errors import AudioError
-from vm2mail.ingest.audio import transcode_to_mp3
-from vm2mail.ingest.tags import VoicemailTags, write_tags
 
 SAMPLE = Path("/work/shared/samples/short-hello.wav")
 WHEN = datetime(2026, 11, 23, 10, 30, 5, tzinfo=ZoneInfo("Europe/Berlin"))

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vm2mail.errors import SpoolError
-from vm2mail.ingest.jobs import Job
+from vm2mail.jobs.jobs import Job
 
 log = logging.getLogger(__name__)
 

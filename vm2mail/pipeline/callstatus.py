@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from vm2mail.config.model import Config
-from vm2mail.ingest.jobs import MISSED_CALL, CallInfo, Job, sid_message_id
+from vm2mail.jobs.jobs import MISSED_CALL, CallInfo, Job, sid_message_id
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,0 @@
-"""Ingest: durable spool, workers, audio, message rendering and PGP/MIME."""
