@@ -30,7 +30,7 @@ LAYERS: dict[str, set[str]] = {
         "phone",
     },
     "services": {"signing", "crypto", "audio", "twilioapi", "mailstore"},
-    "core": {"jobs", "pipeline", "notify", "watcher", "routing", "monitor", "readiness"},
+    "core": {"jobs", "pipeline", "notify", "watcher", "routing", "monitor", "readiness", "logins"},
     "edges": {"telephony", "menu", "smtp", "web", "ops"},
     "top": {"app", "cli", "migrate", "devstack", "lifecycle", "__main__"},
 }
