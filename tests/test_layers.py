@@ -30,7 +30,17 @@ LAYERS: dict[str, set[str]] = {
         "phone",
     },
     "services": {"signing", "crypto", "audio", "twilioapi", "mailstore"},
-    "core": {"jobs", "pipeline", "notify", "watcher", "routing", "monitor", "readiness", "logins"},
+    "core": {
+        "jobs",
+        "pipeline",
+        "notify",
+        "watcher",
+        "routing",
+        "monitor",
+        "readiness",
+        "logins",
+        "playback",
+    },
     "edges": {"telephony", "menu", "smtp", "web", "ops"},
     "top": {"app", "cli", "migrate", "devstack", "lifecycle", "__main__"},
 }

@@ -29,7 +29,7 @@ from vm2mail.jobs.jobs import VOICEMAIL, CallInfo
 from vm2mail.mailstore import ImapStore
 from vm2mail.mailstore.voicemails import Voicemails
 from vm2mail.pipeline.message import Voicemail, compose
-from vm2mail.telephony.media import Playback, add_media_routes, sign
+from vm2mail.playback import Playback, add_media_routes, sign
 
 Account = Callable[..., tuple[str, str]]
 Client = Callable[[str, str], MailClient]
