@@ -1,4 +1,9 @@
-"""Signed, expiring ``<Play>`` URLs bound to one message, and the route that serves its audio as MP3."""
+"""Decrypting a voicemail's audio and converting it to MP3 for playback, with a small LRU cache.
+
+Layer: core. Shared by the phone menu (``<Play>`` of a signed media URL, vm2mail.telephony.media) and
+the web inbox (audio streaming); the URLs and HTTP routes stay in those edges. May import: services,
+config, errors and the base modules.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,19 @@ import email
 import email.policy
 import logging
 import tempfile
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from email.message import Message
 from pathlib import Path
 
-from aiohttp import web
-
-from vm2mail import signing
 from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.crypto.pgp import Encryptor
-from vm2mail.errors import AudioError, CryptoError, MailStoreError, SignatureError
+from vm2mail.errors import AudioError, CryptoError, MailStoreError
 from vm2mail.mailstore.voicemails import Voicemails
 
 log = logging.getLogger(__name__)
 
-MEDIA_PATH = "/media/{token}"
-SUFFIX = ".mp3"
-# Domain separation (as in vm2mail.telephony.menustate): these keys sign and seal media URLs and nothing else.
-_LABEL = b"vm2mail/media-url/v2"
-_SEAL_LABEL = b"vm2mail/media-url/v2/seal"
 # Header fields of the decrypted message the menu may announce (a private mailbox keeps them only inside).
 DETAIL_FIELDS = ("X-Vm2mail-Caller", "X-Vm2mail-Caller-Name", "X-Vm2mail-Duration", "X-Vm2mail-Called")
 CACHE_ENTRIES = 32
@@ -37,36 +33,6 @@ _AUDIO_NAMES = (".mp3", ".wav", ".gsm", ".ogg", ".opus", ".m4a", ".amr", ".flac"
 _MP3_TYPES = ("audio/mpeg", "audio/mp3", "audio/mpeg3", "audio/x-mpeg", "audio/x-mp3")
 
 Key = tuple[str, str, int, int]  # (login, folder, uidvalidity, uid)
-
-
-def sign(secret: str, mailbox_id: str, folder: str, uid: int, expires: int, uidvalidity: int = 0) -> str:
-    """An opaque token (signing.seal_secret) of [mailbox id, folder, uid, expiry, UIDVALIDITY].
-    UIDVALIDITY binds it to the folder's current UIDs (RFC 3501 §2.3.1.1): a recreated folder reuses
-    UIDs for other messages. 0 leaves it unbound (greetings)."""
-    return signing.seal_secret(secret, _LABEL, _SEAL_LABEL, [mailbox_id, folder, uid, expires, uidvalidity])
-
-
-def verify_bound(secret: str, token: str, now: float | None = None) -> tuple[str, str, int, int] | None:
-    """(mailbox id, folder, uid, UIDVALIDITY or 0) from a valid, unexpired token; None for anything else."""
-    try:
-        mailbox_id, folder, uid, expires, uidvalidity = signing.open_secret(
-            secret, _LABEL, _SEAL_LABEL, token
-        )
-    except (SignatureError, ValueError, TypeError):
-        return None
-    if not (isinstance(mailbox_id, str) and isinstance(folder, str) and isinstance(uid, int)):
-        return None
-    if not isinstance(uidvalidity, int) or not isinstance(expires, int):
-        return None
-    if expires < (time.time() if now is None else now):
-        return None
-    return mailbox_id, folder, uid, uidvalidity
-
-
-def verify(secret: str, token: str, now: float | None = None) -> tuple[str, str, int] | None:
-    """(mailbox id, folder, uid) from a valid, unexpired token; None for anything else."""
-    found = verify_bound(secret, token, now)
-    return found[:3] if found is not None else None
 
 
 def _audio_part(msg: Message) -> Message | None:
@@ -116,7 +82,7 @@ async def to_mp3(data: bytes, name: str = "audio") -> bytes:
 
 
 class Playback:
-    """Finds, decrypts and converts a message's audio for the phone, with a small LRU cache."""
+    """Finds, decrypts and converts a message's audio for the phone and the web, with a small LRU cache."""
 
     def __init__(self, config: Callable[[], Config], voicemails: Voicemails) -> None:
         self.config = config
@@ -124,13 +90,6 @@ class Playback:
         self._cache: OrderedDict[Key, bytes] = OrderedDict()
         self._details: OrderedDict[Key, dict[str, str]] = OrderedDict()
         self._pending: dict[Key, asyncio.Future[bytes | None]] = {}
-
-    def url(self, mailbox: Mailbox, folder: str, uid: int, uidvalidity: int = 0) -> str:
-        """Absolute URL Twilio fetches for ``<Play>``; it expires after ``menu.media_ttl_seconds``."""
-        cfg = self.config()
-        expires = int(time.time()) + cfg.menu.media_ttl_seconds
-        token = sign(cfg.server.secret_key, mailbox.id, folder, uid, expires, uidvalidity)
-        return f"{cfg.server.public_url.rstrip('/')}/media/{token}{SUFFIX}"
 
     async def details(self, mailbox: Mailbox, folder: str, uid: int) -> dict[str, str]:
         """The decrypted message's caller fields (for a private mailbox's envelope); {} when unknown."""
@@ -209,23 +168,3 @@ class Playback:
         except (ValueError, LookupError, TypeError) as exc:  # a malformed MIME structure
             log.warning("media: %s unreadable: %s", where, type(exc).__name__)
         return None
-
-
-def add_media_routes(app: web.Application, playback: Playback) -> None:
-    """``GET /media/<token>.mp3``: the token is the only credential (Twilio sends none on <Play> fetches)."""
-
-    async def media(request: web.Request) -> web.StreamResponse:
-        token = request.match_info["token"].removesuffix(SUFFIX)
-        cfg = playback.config()
-        found = verify_bound(cfg.server.secret_key, token)
-        mailbox = cfg.mailboxes.get(found[0]) if found is not None else None
-        if found is None or mailbox is None:
-            log.info("media: refused a bad or expired token")
-            raise web.HTTPNotFound(text="Not Found")
-        _, folder, uid, uidvalidity = found
-        mp3 = await playback.audio(mailbox, folder, uid, uidvalidity)
-        if mp3 is None:
-            raise web.HTTPNotFound(text="Not Found")
-        return web.Response(body=mp3, content_type="audio/mpeg", headers={"Cache-Control": "no-store"})
-
-    app.router.add_get(MEDIA_PATH, media)

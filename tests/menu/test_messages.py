@@ -11,7 +11,7 @@ from tests.e2e.harness import post_recording_callback
 from tests.fixtures.twilio import make_wav, run
 from tests.menu.conftest import MenuEnv
 from tests.menu.walker import Page, Walker, ffprobe_seconds, plain_mail
-from vm2mail import playback as media
+from vm2mail.telephony import media
 
 
 def uid_of(page: Page, secret: str) -> tuple[str, str, int]:

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from vm2mail import playback as media
 from vm2mail.errors import SignatureError
+from vm2mail.telephony import media
 from vm2mail.telephony import menustate as menu_state
 from vm2mail.telephony.menustate import MenuState, decode, encode, pin_mac
 
