@@ -46,7 +46,7 @@ from vm2mail.devstack.dovecot import DevDovecot
 from vm2mail.jobs.jobs import VOICEMAIL, CallInfo
 from vm2mail.pinhash import hash_pin, verify_pin
 from vm2mail.pipeline.message import Voicemail, compose
-from vm2mail.telephony.media import Playback
+from vm2mail.playback import Playback
 
 ACCOUNT, TOKEN = "AC" + "be5c" * 8, "bench-token-0123456789"
 PUBLIC = "https://vm.bench"

@@ -30,12 +30,13 @@ from vm2mail.menu.routes import add_menu_routes, greeting_url
 from vm2mail.notify import Notifier
 from vm2mail.pipeline.prune import run_pruner
 from vm2mail.pipeline.worker import DeliveredHook, Pipeline
+from vm2mail.playback import Playback
+from vm2mail.replies import ReplySender
 from vm2mail.routing.background import OutageExpiry, SharedBreakers
 from vm2mail.routing.breaker import Breakers
 from vm2mail.routing.switches import Switches
-from vm2mail.smtp.replies import ReplySender
 from vm2mail.smtp.server import SmtpIngress
-from vm2mail.telephony.media import Playback, add_media_routes
+from vm2mail.telephony.media import add_media_routes
 from vm2mail.telephony.webhooks import TelephonyDeps, add_routes
 from vm2mail.twilioapi.rest import TwilioRest
 from vm2mail.watcher import Watcher, WatchEvent

@@ -28,9 +28,9 @@ from vm2mail.cli import main
 from vm2mail.devstack import keys
 from vm2mail.jobs.jobs import VOICEMAIL, CallInfo, Job
 from vm2mail.jobs.spool import Spool
+from vm2mail.logins import Logins
 from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.store import ImapStore
-from vm2mail.menu.login import Logins
 
 NOBODY = 65534
 

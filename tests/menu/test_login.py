@@ -15,9 +15,9 @@ from tests.e2e.harness import gateway_up
 from tests.fixtures.twilio import run
 from tests.menu.conftest import MENU_NUMBER, OWNER, PIN, MenuEnv
 from tests.menu.walker import Walker
+from vm2mail.logins import Logins, Result
 from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.store import ImapStore
-from vm2mail.menu.login import Logins, Result
 from vm2mail.telephony.menustate import MenuState, encode
 
 

@@ -17,7 +17,7 @@ from tests.smtp.test_ingress import ASTERISK_ID, Result, send
 from vm2mail.config import Config
 from vm2mail.errors import TelephonyError
 from vm2mail.smtp.handler import job_id_for
-from vm2mail.smtp.replies import ReplyRefused, ReplySender, make_token, verify_token
+from vm2mail.smtp.replies import EmailReplies, ReplyRefused, make_token, verify_token
 
 QUOTED_REPLY = (
     "Hi Jörg, I can call you back at 3 pm.\r\n\r\nAnna\r\n-- \r\nAnna Schmidt, Sales\r\n+49 30 555 201\r\n"
@@ -122,14 +122,14 @@ def test_token_binds_mailbox_caller_and_expiry(smtp_stack: Callable[..., Stack])
             raise AssertionError(f"{bad} accepted")
 
 
-def _sender(config: Config, tmp_path: Path, error: TelephonyError | None, sent: list[str]) -> ReplySender:
+def _sender(config: Config, tmp_path: Path, error: TelephonyError | None, sent: list[str]) -> EmailReplies:
     async def send_sms(sender: str, to: str, body: str) -> str:
         if error is not None:
             raise error
         sent.append(body)
         return "SM" + "0" * 32
 
-    return ReplySender(config=lambda: config, send_sms=send_sms, root=tmp_path / "replies")
+    return EmailReplies(config=lambda: config, send_sms=send_sms, root=tmp_path / "replies")
 
 
 def test_twilio_refusal_bounces_and_outage_defers(smtp_stack: Callable[..., Stack], tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""telephony.media: signed <Play> URLs over real HTTP, decrypting with the playback key, WAV transcoding."""
+"""Media URLs and playback: signed <Play> URLs over real HTTP, playback-key decryption, WAV transcoding."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ from vm2mail.jobs.jobs import VOICEMAIL, CallInfo
 from vm2mail.mailstore import ImapStore
 from vm2mail.mailstore.voicemails import Voicemails
 from vm2mail.pipeline.message import Voicemail, compose
-from vm2mail.telephony.media import Playback, add_media_routes, sign
+from vm2mail.playback import Playback
+from vm2mail.telephony.media import add_media_routes, play_url, sign
 
 Account = Callable[..., tuple[str, str]]
 Client = Callable[[str, str], MailClient]
@@ -147,7 +148,7 @@ def test_signed_url_streams_decrypted_mp3_and_refuses_bad_tokens(
     async def scenario() -> None:
         try:
             async with serving(playback) as base:
-                url = playback.url(box, "Voicemail", both)
+                url = play_url(playback.config(), box, "Voicemail", both)
                 assert url.startswith("https://vm.example.com/media/") and url.endswith(".mp3")
                 assert cfg.server.secret_key not in url and password not in url
                 status, body, headers = await get(base, url)
@@ -168,7 +169,7 @@ def test_signed_url_streams_decrypted_mp3_and_refuses_bad_tokens(
                 # Bound to UIDVALIDITY: after the folder is recreated the UID names another message.
                 validity = await playback.voicemails.locate(box, both, "Voicemail")
                 assert validity is not None
-                bound = playback.url(box, "Voicemail", both, validity)
+                bound = play_url(playback.config(), box, "Voicemail", both, validity)
                 status, _, _ = await get(base, bound)
                 assert status == 200
                 other = sign(cfg.server.secret_key, "201", "Voicemail", both, 4_000_000_000, validity + 1)
@@ -177,7 +178,7 @@ def test_signed_url_streams_decrypted_mp3_and_refuses_bad_tokens(
                     assert status == 404 and body == b"Not Found"
 
                 assert await playback.audio(box, "Voicemail", user_only) is None  # no playback key on it
-                status, _, _ = await get(base, playback.url(box, "Voicemail", user_only))
+                status, _, _ = await get(base, play_url(playback.config(), box, "Voicemail", user_only))
                 assert status == 404
                 assert await playback.audio(box, "Voicemail", 999) is None  # gone
         finally:

@@ -11,9 +11,9 @@ from vm2mail.cli.common import OK, Subparsers, group, load_unchecked
 from vm2mail.config import Config
 from vm2mail.config.model import Mailbox
 from vm2mail.errors import Vm2mailError
+from vm2mail.logins import FAILURES_ENTRY, LOCKED_ENTRY, PIN_ENTRY
 from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.store import ImapStore
-from vm2mail.menu.login import FAILURES_ENTRY, LOCKED_ENTRY, PIN_ENTRY
 
 
 def _mailbox(config: Config, box_id: str) -> Mailbox:

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import aiohttp
 
 from vm2mail.config.model import Config, Mailbox
+from vm2mail.logins import Alert, Logins
 from vm2mail.mailstore.greetings import Greetings
 from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.voicemails import Voicemails
-from vm2mail.menu.login import Alert, Logins
+from vm2mail.playback import Playback
 from vm2mail.routing.switches import Switches
 from vm2mail.telephony import twiml
-from vm2mail.telephony.media import Playback
 from vm2mail.telephony.menustate import MenuState, encode
 from vm2mail.telephony.prompts import Prompt, render_prompt
 

@@ -12,9 +12,9 @@ from vm2mail import metrics
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import Vm2mailError
 from vm2mail.jobs.jobs import caller_number
+from vm2mail.logins import Result
 from vm2mail.menu import messages, options
 from vm2mail.menu.call import Call, MenuDeps
-from vm2mail.menu.login import Result
 from vm2mail.telephony import prompts, twiml
 from vm2mail.telephony.menustate import MenuState, decode
 

@@ -9,7 +9,7 @@ import logging
 from vm2mail import phone
 from vm2mail.mailstore.voicemails import FLAGGED, SEEN, Entry, Listing, counts
 from vm2mail.menu.call import Call
-from vm2mail.telephony import twiml
+from vm2mail.telephony import media, twiml
 from vm2mail.telephony.menustate import HEARD_KEEP, MenuState
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ async def play(
         playable = await call.deps.playback.audio(mailbox, mailbox.folder, entry.uid) is not None
     heard = state.heard
     if playable:
-        url = call.deps.playback.url(mailbox, mailbox.folder, entry.uid, listing.uidvalidity)
+        url = media.play_url(call.deps.config(), mailbox, mailbox.folder, entry.uid, listing.uidvalidity)
         items.append(twiml.Play(url))
         if entry.new:
             await call.deps.voicemails.set_flags(mailbox, [entry.uid], add=(SEEN,))

@@ -13,7 +13,7 @@ from vm2mail.errors import Vm2mailError
 from vm2mail.menu.call import Call
 from vm2mail.pinhash import PIN
 from vm2mail.routing import control
-from vm2mail.telephony import twiml
+from vm2mail.telephony import media, twiml
 from vm2mail.telephony.menustate import MenuState, pin_mac
 from vm2mail.twilioapi.fetch import fetch_recording
 
@@ -85,7 +85,7 @@ async def hear(call: Call, state: MenuState) -> str:
     greeting = await call.deps.greetings.current(mailbox)
     if greeting is None:
         return options_page(call, state, [call.prompt("menu-greeting-none.j2")])
-    play = twiml.Play(call.deps.playback.url(mailbox, greeting.folder, greeting.uid))
+    play = twiml.Play(media.play_url(call.deps.config(), mailbox, greeting.folder, greeting.uid))
     return options_page(call, state, [call.prompt("menu-greeting-current.j2"), play])
 
 

@@ -12,7 +12,7 @@ from vm2mail.errors import MailStoreError, SignatureError
 from vm2mail.mailstore.greetings import Greeting
 from vm2mail.menu.call import MenuDeps
 from vm2mail.menu.flow import Menu
-from vm2mail.telephony import prompts, twiml
+from vm2mail.telephony import media, prompts, twiml
 from vm2mail.telephony.callpath import CachedLookup, within
 from vm2mail.telephony.menustate import decode
 from vm2mail.telephony.webhooks import form_of
@@ -75,6 +75,6 @@ def greeting_url(deps: MenuDeps, *, away: bool = False) -> Callable[[Mailbox], A
         greeting = await cache.get(mailbox.id, lambda: greetings.current(mailbox), None, budget)
         if greeting is None:
             return None
-        return deps.playback.url(mailbox, greeting.folder, greeting.uid)
+        return media.play_url(deps.config(), mailbox, greeting.folder, greeting.uid)
 
     return lookup

@@ -3,7 +3,7 @@
 A mailbox's mode lives in ``/private/vendor/vm2mail/route-mode`` on its own folder (a group's on its
 first member's folder, as ``route-mode-group/<id>``); the company outage switch lives in ``outage`` on
 the folder of ``outage.state_mailbox`` (default: the first mailbox outage mode routes to). Like PINs and
-lockouts (menu/login.py), any instance sees a change at its next read.
+lockouts (logins.py), any instance sees a change at its next read.
 
 The call path must answer within about 2 s even when IMAP hangs (DESIGN.md, "Deadlines everywhere"):
 ``cached_*`` answer from a copy younger than ``routing.cache_seconds``; otherwise they wait at most

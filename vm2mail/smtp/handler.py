@@ -19,8 +19,9 @@ from vm2mail.errors import AudioError, SpoolError
 from vm2mail.jobs.jobs import VOICEMAIL, CallInfo, Job
 from vm2mail.jobs.spool import Spool
 from vm2mail.metrics import SMTP_MESSAGES
+from vm2mail.replies import ReplyTarget
 from vm2mail.smtp import pbx
-from vm2mail.smtp.replies import PREFIX, ReplyRefused, ReplySender, ReplyTarget, verify_token
+from vm2mail.smtp.replies import PREFIX, EmailReplies, ReplyRefused, verify_token
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def job_id_for(message_key: str, mailbox_id: str) -> str:
 class IngressHandler:
     """aiosmtpd handler hooks; every refusal is a reply line that tells the client why."""
 
-    def __init__(self, config: Callable[[], Config], spool: Spool, replies: ReplySender) -> None:
+    def __init__(self, config: Callable[[], Config], spool: Spool, replies: EmailReplies) -> None:
         self.config = config
         self.spool = spool
         self.replies = replies

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-import json
 import logging
-import os
 import re
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import getaddresses
-from pathlib import Path
 
-from vm2mail.config.model import Config, Mailbox
+from vm2mail.config.model import Config
 from vm2mail.errors import SignatureError, TelephonyError
-from vm2mail.jobs.spool import fsync_dir
+from vm2mail.replies import ReplySender, ReplyTarget
 from vm2mail.signing import REPLY_PREFIX, ReplyTokenExpired, make_reply_token, open_reply_token
 
 log = logging.getLogger(__name__)
 
 PREFIX = REPLY_PREFIX
-
-SendSms = Callable[[str, str, str], Awaitable[str]]
 
 
 class ReplyRefused(Exception):
@@ -34,13 +24,6 @@ class ReplyRefused(Exception):
     def __init__(self, reply: str) -> None:
         super().__init__(reply)
         self.reply = reply
-
-
-@dataclass(frozen=True)
-class ReplyTarget:
-    mailbox: Mailbox
-    caller: str  # E.164
-    expires_day: int
 
 
 def make_token(config: Config, mailbox_id: str, caller: str, *, now: float | None = None) -> str:
@@ -121,21 +104,14 @@ def _sender(message: EmailMessage) -> str | None:
     return addresses[0][1].lower()
 
 
-# -- sending, exactly once --------------------------------------------------------------------------------
-@dataclass
-class ReplySender:
-    """Checks a reply and sends its SMS before the SMTP ``250``, recording each reply durably first.
+# -- the SMTP answer -------------------------------------------------------------------------------------
+class EmailReplies(ReplySender):
+    """Checks an e-mail reply and sends its SMS before the SMTP ``250`` (at most once, by ReplySender).
 
     The SMS goes out while the client waits, so a refusal by Twilio (not SMS-capable, 21614) becomes a
-    5xx the owner's mail server turns into a bounce, and a Twilio outage a 451 it retries later. A marker
-    file (``O_EXCL``, fsynced) is written before sending: a retried or duplicated reply finds it and gets
-    ``250`` without a second SMS. If the process dies between the marker and the SMS, the retry is also
-    answered ``250`` without sending: at most once, never twice.
+    5xx the owner's mail server turns into a bounce, and a Twilio outage a 451 it retries later. A
+    retried or duplicated reply gets ``250`` without a second SMS.
     """
-
-    config: Callable[[], Config]
-    send_sms: SendSms
-    root: Path  # <spool>/replies
 
     async def handle(self, target: ReplyTarget, message: EmailMessage, raw: bytes) -> str:
         config = self.config()
@@ -164,53 +140,3 @@ class ReplySender:
         if sid is None:
             return "250 2.0.0 Reply already sent"
         return f"250 2.0.0 Sent to the caller as SMS {sid}"
-
-    async def send_once(self, target: ReplyTarget, text: str, key: str) -> str | None:
-        """Send ``text`` to the caller at most once per ``key`` (also used by the web inbox).
-
-        The SMS sid, or None when ``key`` was sent (or claimed) before; TelephonyError when Twilio
-        refused or failed, after releasing the claim so a later retry may send.
-        """
-        sender = self.config().twilio.sms_from
-        if not sender:
-            raise TelephonyError("SMS replies are not configured (twilio.sms_from)", temporary=False)
-        if not await asyncio.to_thread(self._claim, key, target):
-            log.info("reply %s to mailbox %s already handled: not sent again", key, target.mailbox.id)
-            return None
-        try:
-            sid = await self.send_sms(sender, target.caller, text)
-        except TelephonyError as exc:
-            await asyncio.to_thread(self._release, key)
-            log.warning("reply %s for mailbox %s not sent: %s", key, target.mailbox.id, exc)
-            raise
-        await asyncio.to_thread(self._settle, key, sid)
-        log.info("reply %s for mailbox %s sent as SMS %s", key, target.mailbox.id, sid)
-        return sid
-
-    def _path(self, key: str) -> Path:
-        return self.root / f"{key}.json"
-
-    def _claim(self, key: str, target: ReplyTarget) -> bool:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        record = {"state": "sending", "mailbox": target.mailbox.id, "at": time.time()}
-        try:
-            fd = os.open(self._path(key), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return False
-        try:
-            os.write(fd, json.dumps(record).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        fsync_dir(self.root)
-        return True
-
-    def _settle(self, key: str, sid: str) -> None:
-        tmp = self.root / f".{key}.tmp"
-        tmp.write_text(json.dumps({"state": "sent", "sid": sid, "at": time.time()}))
-        os.replace(tmp, self._path(key))
-
-    def _release(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path(key).unlink()
-        fsync_dir(self.root)

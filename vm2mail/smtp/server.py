@@ -15,8 +15,9 @@ from aiosmtpd.smtp import SMTP, Envelope
 from vm2mail.config.model import Config, SmtpIngressConfig
 from vm2mail.jobs.spool import Spool
 from vm2mail.metrics import SMTP_REPLY_SECONDS
+from vm2mail.replies import SendSms
 from vm2mail.smtp.handler import IngressHandler, VmEnvelope
-from vm2mail.smtp.replies import ReplySender, SendSms
+from vm2mail.smtp.replies import EmailReplies
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class SmtpIngress:
         ingress = config().smtp_ingress
         assert ingress is not None
         self.ingress = ingress
-        replies = ReplySender(config=config, send_sms=send_sms, root=Path(spool.root) / "replies")
+        replies = EmailReplies(config=config, send_sms=send_sms, root=Path(spool.root) / "replies")
         self.handler = IngressHandler(config, spool, replies)
         self._tls = tls_context(ingress)
         self._sessions: set[_Protocol] = set()

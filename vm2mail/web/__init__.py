@@ -1,8 +1,7 @@
 """The web inbox under /inbox/: browser access to the same IMAP folders as the mail client and the menu.
 
-Layer: edges. May import: core, services, config, errors and the base modules; for now also the
-phone edges' login lockouts (menu.login), SMS replies (smtp.replies) and playback (telephony.media),
-which should move down into the core.
+Layer: edges. May import: core (login lockouts in logins, SMS replies in replies, audio in playback,
+all shared with the phone edges), services, config, errors and the base modules; never another edge.
 """
 
 from vm2mail.web.deps import WebDeps

@@ -1,7 +1,7 @@
 """Web login: the mailbox's IMAP login and password checked by an IMAP LOGIN, with the menu's lockout.
 
 There is no second user database: the IMAP server decides. Failed logins count towards the lockout
-the phone menu keeps in METADATA (vm2mail.menu.login), so guessing by web and by phone share one budget
+the phone menu keeps in METADATA (vm2mail.logins), so guessing by web and by phone share one budget
 and every gateway instance sees the same lock.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import MailStoreError
+from vm2mail.logins import Logins
 from vm2mail.mailstore.connection import ImapConnection
-from vm2mail.menu.login import Logins
 
 log = logging.getLogger(__name__)
 

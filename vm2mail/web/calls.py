@@ -3,7 +3,7 @@
 The callback rings the owner's phone (``forward_to``) from the mailbox number and, when answered,
 dials the caller with the mailbox number as caller ID, as the menu's callback does: the caller sees the
 company number, never the owner's. SMS replies go through the same at-most-once sender as e-mail
-replies (vm2mail.smtp.replies), keyed by a request id the page makes, so a retried POST sends nothing
+replies (vm2mail.replies), keyed by a request id the page makes, so a retried POST sends nothing
 twice.
 """
 
@@ -18,7 +18,7 @@ from aiohttp import web
 from twilio.twiml.voice_response import VoiceResponse
 
 from vm2mail.errors import TelephonyError
-from vm2mail.smtp.replies import ReplyTarget
+from vm2mail.replies import ReplyTarget
 from vm2mail.web.deps import WebDeps, authenticate, json_body, uid_of, view_of
 from vm2mail.web.http import WebError, api
 

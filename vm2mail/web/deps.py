@@ -12,8 +12,8 @@ from aiohttp import web
 
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.mailstore.greetings import Greetings
-from vm2mail.smtp.replies import ReplySender
-from vm2mail.telephony.media import Playback
+from vm2mail.playback import Playback
+from vm2mail.replies import ReplySender
 from vm2mail.web import session as sessions
 from vm2mail.web.assets import Assets
 from vm2mail.web.auth import WebLogins

@@ -1,4 +1,8 @@
-"""Mailbox + PIN login with per-mailbox lockout; PIN hashes and failures live in IMAP METADATA (RFC 5464)."""
+"""Mailbox + PIN login with per-mailbox lockout; PIN hashes and failures live in IMAP METADATA (RFC 5464).
+
+Layer: core. Shared by the phone menu and the web inbox, so guesses by either door count towards one
+lockout. May import: services, config, errors and the base modules.
+"""
 
 from __future__ import annotations
 
