@@ -335,13 +335,13 @@ async def serve(config: Config) -> None:
         ops.remove_pid_file(pid_file)
         for task in reloads:
             task.cancel()
-        await _stop(gateway, workers)
+        await stop_gateway(gateway, workers)
     crash = workers.exception() if workers.done() and not workers.cancelled() else None
     if crash is not None:
         raise crash  # a worker group that crashed ends serve, as before
 
 
-async def _stop(gateway: Gateway, workers: asyncio.Task[None]) -> None:
+async def stop_gateway(gateway: Gateway, workers: asyncio.Task[None]) -> None:
     """Stop within lifecycle.STOP_SECONDS in any state (IMAP hung, reconnecting, mid-delivery).
 
     Each phase has a deadline rather than trusting every task to honour its cancellation at once;

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from tests.fixtures.config import AUTH_TOKEN
 from tests.fixtures.gpg import UserKey
-from vm2mail.app import Gateway
+from vm2mail.app import Gateway, stop_gateway
 from vm2mail.config import Config
 from vm2mail.devstack import keys
 from vm2mail.devstack.dovecot import DevDovecot
@@ -128,10 +128,8 @@ async def gateway_up(config: Config) -> AsyncIterator[Gateway]:
     try:
         yield gateway
     finally:
-        workers.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await workers
-        await gateway.close()
+        # Stopped as `serve` stops on SIGTERM: each phase bounded, claimed jobs back in new/.
+        await stop_gateway(gateway, workers)
 
 
 @contextlib.asynccontextmanager
