@@ -24,6 +24,9 @@ Lines = Sequence[Line]
 
 _FETCH_START = re.compile(rb"^\d+ FETCH \(", re.IGNORECASE)
 _LITERAL = re.compile(rb"\{(\d+)\}$")
+# The whole line of a flags-only FETCH (a folder's flags re-read without CONDSTORE: 10,000 of them per
+# menu step), read without the general attribute scan.
+_UID_FLAGS = re.compile(rb"^\d+ FETCH \(UID (\d+) FLAGS \(([^)]*)\)\)$", re.IGNORECASE)
 _ATTRS = re.compile(
     rb"UID (?P<uid>\d+)|FLAGS \((?P<flags>[^)]*)\)|INTERNALDATE \"(?P<date>[^\"]+)\""
     rb"|RFC822\.SIZE (?P<size>\d+)|MODSEQ \((?P<modseq>\d+)\)",
@@ -158,6 +161,14 @@ def parse_fetch(lines: Iterable[Line]) -> dict[int, Fetched]:
         line = bytes(raw)
         if expect_literal:
             literal, expect_literal = line, False
+            continue
+        if simple := _UID_FLAGS.match(line):
+            if started:
+                finish()
+            started = False
+            uid = int(simple.group(1))
+            record = records.setdefault(uid, Fetched(uid))
+            record.flags = frozenset(simple.group(2).decode("ascii", "replace").split()) - {"\\Recent"}
             continue
         if _FETCH_START.match(line):
             if started:
