@@ -4,7 +4,9 @@ then big folders (bench/bigfolders.py), each part with and without CONDSTORE.
 One IDLE connection per watched folder (one Dovecot imap process each). Prints the gateway process's
 RSS, Dovecot's total RSS, the CPU the watcher uses while nothing happens (% of one core), and p50/p95
 of the time from a \\Seen change made by another IMAP client (STORE sent) to the updated count.
-Timings are printed, never asserted.
+Timings are printed, never asserted. Each Dovecot IDLE session takes an inotify instance of the one
+mail uid: run as root, the bench raises ``fs.inotify.max_user_instances``/``max_user_watches`` to fit
+(and prints that it did); otherwise it prints the sysctl to run.
 
     .venv/bin/python bench/watch.py [--mailboxes 1000] [--changes 200] [--idle-seconds 30]
         [--big 10] [--big-size 10000] [--big-changes 50] [--modes condstore,plain]
