@@ -11,6 +11,7 @@ the lines, so a 10,000-message FETCH costs the same per message as a 10-message 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -121,6 +122,13 @@ class Fetched:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
+def flag_set(raw: bytes) -> frozenset[str]:
+    """The flags of a ``FLAGS (...)`` item, without ``\\Recent``; one shared object per distinct list
+    (a folder of 10,000 messages has a handful), so entries hold no frozenset of their own."""
+    return frozenset(raw.decode("ascii", "replace").split()) - {"\\Recent"}
+
+
 def parse_fetch(lines: Iterable[Line]) -> dict[int, Fetched]:
     """Group FETCH response lines by message: ``N FETCH (... {size}``, the literal, ``)``.
 
@@ -144,7 +152,7 @@ def parse_fetch(lines: Iterable[Line]) -> dict[int, Fetched]:
         uid = int(fields["uid"])
         record = records.setdefault(uid, Fetched(uid))
         if "flags" in fields:
-            record.flags = frozenset(fields["flags"].decode("ascii", "replace").split()) - {"\\Recent"}
+            record.flags = flag_set(fields["flags"])
         if "date" in fields:
             record.raw_internaldate = fields["date"]
         if "size" in fields:
@@ -168,7 +176,7 @@ def parse_fetch(lines: Iterable[Line]) -> dict[int, Fetched]:
             started = False
             uid = int(simple.group(1))
             record = records.setdefault(uid, Fetched(uid))
-            record.flags = frozenset(simple.group(2).decode("ascii", "replace").split()) - {"\\Recent"}
+            record.flags = flag_set(simple.group(2))
             continue
         if _FETCH_START.match(line):
             if started:
