@@ -262,7 +262,11 @@ async def menu_figures(
             sent = await loop.run_in_executor(None, set_seen, dovecot, user, password, uid, True)
             seen.append(await poll(shows, sent, 30))
             await loop.run_in_executor(None, set_seen, dovecot, user, password, uid, False)
-            await poll(lambda t=target, b=before: watcher.counts(t) == b, time.monotonic(), 30)
+
+            async def back(b: Any = box, want: int = before.new) -> bool:
+                return (await voicemails.listing(b)).counts.new == want
+
+            await poll(back, time.monotonic(), 30)
     return seen, steps, lag.worst
 
 
