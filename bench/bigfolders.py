@@ -219,7 +219,7 @@ async def measure(
                 await loop.run_in_executor(None, set_seen, dovecot, user, password, uid, False)
                 await poll(lambda t=target, b=before: watcher.counts(t) == b, time.monotonic(), 30)
             out["changes"] = (counts, delivered, lag.worst)
-        out["menu"] = await menu_figures(dovecot, cfg, users, big_ids, big_size, changes, voicemails, watcher)
+        out["menu"] = await menu_figures(dovecot, cfg, users, big_ids, big_size, changes, voicemails)
     finally:
         task.cancel()
         with contextlib.suppress(BaseException):
@@ -237,7 +237,6 @@ async def menu_figures(
     big_size: int,
     changes: int,
     voicemails: Voicemails,
-    watcher: Watcher,
 ) -> tuple[list[float], list[float], float]:
     """What a caller's menu sees: (a) a menu step's counts after a \\Seen by another client, timed from
     the STORE like a caller pressing a key right after it (one listing after another until the counts
