@@ -13,6 +13,7 @@ from tests.fixtures.dovecot import MailClient
 from vm2mail.config.model import Mailbox
 from vm2mail.devstack.dovecot import DevDovecot
 from vm2mail.mailstore import ImapStore
+from vm2mail.mailstore.protocol import parse_fetch as parse_records
 from vm2mail.mailstore.voicemails import FLAGGED, NOTIFIED, SEEN, Voicemails, counts, parse_fetch, uid_set
 
 T = TypeVar("T")
@@ -258,3 +259,22 @@ def test_parse_fetch_literal_lines_as_aioimaplib_delivers_them() -> None:
     assert entry.flags == {SEEN, NOTIFIED} and entry.size == 905 and entry.caller is None
     assert entry.date == datetime(2026, 11, 23, 12, 25, 15, tzinfo=UTC)  # no Date: INTERNALDATE
     assert uid_set([5, 1, 2, 3, 9, 10]) == "1:3,5,9:10"
+
+
+def test_flags_lines_between_full_records_keep_every_message_apart() -> None:
+    """A flags re-read (without CONDSTORE, one short line per message) parses like any FETCH."""
+    lines: list[bytes] = [
+        b"1 FETCH (UID 3 FLAGS (\\Seen \\Recent $Vm2mailNotified))",
+        b"2 FETCH (UID 4 RFC822.SIZE 12 BODY[HEADER.FIELDS (X-VM2MAIL-KIND)] {2}",
+        bytearray(b"\r\n"),
+        b")",
+        b"3 fetch (uid 5 flags ())",
+        b"4 FETCH (UID 6 FLAGS (\\Flagged) MODSEQ (42))",
+        b"5 FETCH (FLAGS (\\Seen))",  # unsolicited, no UID: ignored
+    ]
+    records = parse_records(lines)
+    assert sorted(records) == [3, 4, 5, 6]
+    assert records[3].flags == {SEEN, NOTIFIED} and records[3].literal is None
+    assert records[4].size == 12 and records[4].literal == b"\r\n" and records[4].flags is None
+    assert records[5].flags == frozenset()
+    assert records[6].flags == {FLAGGED} and records[6].modseq == 42

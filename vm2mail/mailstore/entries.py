@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,7 +46,9 @@ KINDS = ("voicemail", "missed-call")
 _NO_CALLER = ("", "anonymous", "unknown", "<unknown>", "restricted", "private")
 
 
-@dataclass(frozen=True, kw_only=True)
+# slots: a gateway keeps one Entry per voicemail (100,000 and more): no per-instance dict for the
+# garbage collector to walk on each full pass (those passes stall the event loop).
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Entry:
     """One voicemail in a folder, as its header fields and flags describe it."""
 
@@ -231,13 +234,17 @@ def parse_fetch(lines: list[bytes]) -> list[Entry]:
     return sort_entries(entries_from(fetch_records(lines).values()))
 
 
+_ORDER = operator.attrgetter("date", "uid")
+
+
 def entry_order(entry: Entry) -> tuple[datetime, int]:
     """Listings are in (date, UID) order: oldest first, as the menu plays them."""
     return (entry.date, entry.uid)
 
 
 def sort_entries(entries: Iterable[Entry]) -> list[Entry]:
-    return sorted(entries, key=entry_order)
+    # The same key as entry_order, built in C: a first sync sorts 10,000 entries in one go.
+    return sorted(entries, key=_ORDER)
 
 
 def counts(listing: Listing) -> Counts:

@@ -11,6 +11,7 @@ the lines, so a 10,000-message FETCH costs the same per message as a 10-message 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ Lines = Sequence[Line]
 
 _FETCH_START = re.compile(rb"^\d+ FETCH \(", re.IGNORECASE)
 _LITERAL = re.compile(rb"\{(\d+)\}$")
+# The whole line of a flags-only FETCH (a folder's flags re-read without CONDSTORE: 10,000 of them per
+# menu step), read without the general attribute scan.
+_UID_FLAGS = re.compile(rb"^\d+ FETCH \(UID (\d+) FLAGS \(([^)]*)\)\)$", re.IGNORECASE)
 _ATTRS = re.compile(
     rb"UID (?P<uid>\d+)|FLAGS \((?P<flags>[^)]*)\)|INTERNALDATE \"(?P<date>[^\"]+)\""
     rb"|RFC822\.SIZE (?P<size>\d+)|MODSEQ \((?P<modseq>\d+)\)",
@@ -118,6 +122,13 @@ class Fetched:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
+def flag_set(raw: bytes) -> frozenset[str]:
+    """The flags of a ``FLAGS (...)`` item, without ``\\Recent``; one shared object per distinct list
+    (a folder of 10,000 messages has a handful), so entries hold no frozenset of their own."""
+    return frozenset(raw.decode("ascii", "replace").split()) - {"\\Recent"}
+
+
 def parse_fetch(lines: Iterable[Line]) -> dict[int, Fetched]:
     """Group FETCH response lines by message: ``N FETCH (... {size}``, the literal, ``)``.
 
@@ -141,7 +152,7 @@ def parse_fetch(lines: Iterable[Line]) -> dict[int, Fetched]:
         uid = int(fields["uid"])
         record = records.setdefault(uid, Fetched(uid))
         if "flags" in fields:
-            record.flags = frozenset(fields["flags"].decode("ascii", "replace").split()) - {"\\Recent"}
+            record.flags = flag_set(fields["flags"])
         if "date" in fields:
             record.raw_internaldate = fields["date"]
         if "size" in fields:
@@ -158,6 +169,14 @@ def parse_fetch(lines: Iterable[Line]) -> dict[int, Fetched]:
         line = bytes(raw)
         if expect_literal:
             literal, expect_literal = line, False
+            continue
+        if simple := _UID_FLAGS.match(line):
+            if started:
+                finish()
+            started = False
+            uid = int(simple.group(1))
+            record = records.setdefault(uid, Fetched(uid))
+            record.flags = flag_set(simple.group(2))
             continue
         if _FETCH_START.match(line):
             if started:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 Subscriber = Callable[[WatchEvent], Awaitable[None]]
 RELOAD_CHECK_SECONDS = 1.0  # how often run() looks for a new config object
 HOUSEKEEPING_SECONDS = 3600.0  # retention and trash_days per mailbox, at most this often
+EVENT_BATCH = 200  # events handled between yields to the event loop (~2 ms of work each batch)
 
 
 class Watcher:
@@ -161,9 +162,11 @@ class Watcher:
         if now - self._housekept.get(mailbox.id, -HOUSEKEEPING_SECONDS) >= HOUSEKEEPING_SECONDS:
             self._housekept[mailbox.id] = now
             await self._housekeep(session, conn)
-        for event in events:
+        for n, event in enumerate(events, 1):
             await groups.follow(self, event)
             self._events.put_nowait(event)
+            if n % EVENT_BATCH == 0:
+                await asyncio.sleep(0)  # a first sync's 10,000 events: let the loop run in between
 
     async def _housekeep(self, session: FolderSession, conn: ImapConnection) -> None:
         """Retention and trash_days on the session's own connection (no extra IMAP session per account)."""
@@ -181,7 +184,12 @@ class Watcher:
             session.nudge()  # our own MOVE/SELECT raises no IDLE push on this session: resync at once
 
     async def _dispatch(self) -> None:
+        handed = 0
         while True:
+            # Queue.get does not suspend while events are queued: yield every EVENT_BATCH events.
+            handed += 1
+            if handed % EVENT_BATCH == 0:
+                await asyncio.sleep(0)
             event = await self._events.get()
             for callback in list(self._subscribers):
                 try:
