@@ -118,14 +118,6 @@ def read(raw: str | None, country: str | None = None) -> Reading:
     return Reading()
 
 
-def region_of(number: str) -> str | None:
-    parsed = _parse(number, None)
-    if parsed is None:
-        return None
-    region = phonenumbers.region_code_for_number(parsed)
-    return region if region and region != phonenumbers.UNKNOWN_REGION else None
-
-
 def display(number: str | None, country: str | None = None) -> str | None:
     """How a person reads ``number``: the national format within ``country`` ("030 1234567"),
     the international one from elsewhere ("+49 30 1234567"); None when there is no number."""

@@ -259,7 +259,7 @@ class _Webhooks:
             # Away, outage or closed: the situation's greeting (templates/prompts/<lang>/<kind>.j2).
             greeting = prompts.mailbox_prompt(config, mailbox, f"{route.greeting}.j2", text=route.away_text)
             if route.greeting == routing.AWAY and not route.away_text and self.deps.away_greeting_url:
-                away = await self._away_greeting(config, mailbox)
+                away = await self._away_greeting(config, mailbox, deadline)
                 greeting = twiml.Play(away) if away else greeting
         elif attempt == 1:
             greeting = twiml.Play(recorded) if recorded else greeting
@@ -278,13 +278,11 @@ class _Webhooks:
             menu_action=menu_action,
         )
 
-    async def _away_greeting(self, config: Config, mailbox: Mailbox) -> str | None:
-        """The recorded away greeting's URL, waiting at most the routing read timeout (else spoken)."""
+    async def _away_greeting(self, config: Config, mailbox: Mailbox, deadline: float | None) -> str | None:
+        """The recorded away greeting's URL within what is left of the call's budget (else spoken)."""
         assert self.deps.away_greeting_url is not None
         try:
-            return await asyncio.wait_for(
-                self.deps.away_greeting_url(mailbox), config.routing.read_timeout_seconds
-            )
+            return await asyncio.wait_for(self.deps.away_greeting_url(mailbox), _remaining(config, deadline))
         except TimeoutError:
             log.warning("mailbox %s: away greeting not readable in time, using the spoken one", mailbox.id)
             return None
