@@ -28,6 +28,7 @@ LAYERS: dict[str, set[str]] = {
         "priority",
         "backoff",
         "phone",
+        "longlived",
     },
     "services": {"signing", "crypto", "audio", "twilioapi", "mailstore"},
     "core": {

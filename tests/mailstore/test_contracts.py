@@ -57,8 +57,8 @@ def test_live_session_internals(
     dovecot: DevDovecot, imap_account: Account, mail_client: Callable[[str, str], MailClient]
 ) -> None:
     """On a real session: ``client.protocol`` (new_tag, execute, loop, transport, capabilities,
-    idle_queue), ``client._client_task``, ``client.tasks``, and a plain Command collecting FETCH
-    literals as separate lines right after the line announcing them."""
+    idle_queue), ``client._client_task``, ``client.tasks``, ``client._idle_waiter``, and a plain
+    Command collecting FETCH literals as separate lines right after the line announcing them."""
     user, password = imap_account()
     client = mail_client(user, password)
     client.append("INBOX", b"Subject: one\r\nMessage-ID: <c1@x>\r\n\r\nbody\r\n")
@@ -96,6 +96,9 @@ def test_live_session_internals(
             client.append("INBOX", b"Subject: two\r\n\r\nbody\r\n")
             push = await asyncio.wait_for(proto.idle_queue.get(), 10)
             assert isinstance(push, list) and any(bytes(line).endswith(b"EXISTS") for line in push)
+            # idle_start() arms ``client._idle_waiter`` (a TimerHandle); abort() cancels it when the
+            # connection is dropped in IDLE, or the timer keeps the dead client for the IDLE period.
+            assert isinstance(conn.client._idle_waiter, asyncio.TimerHandle)
             conn.client.idle_done()
             assert (await conn.guard(idle, "IDLE DONE")).result == "OK"
         finally:

@@ -227,6 +227,12 @@ class ImapConnection(ImapCommands):
                 transport.abort()
         if not client._client_task.done():
             client._client_task.cancel()
+        # An IDLE the server never ended leaves aioimaplib's end-of-IDLE timer armed; it holds the whole
+        # client (reader, buffers, protocol) for the IDLE period after the connection is gone.
+        waiter = client._idle_waiter
+        if waiter is not None:
+            waiter.cancel()
+            client._idle_waiter = None
 
     async def logout(self) -> None:
         """Polite LOGOUT (RFC 3501 §6.1.3), bounded by a short timeout, then close the socket."""

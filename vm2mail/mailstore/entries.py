@@ -11,7 +11,7 @@ from datetime import datetime
 from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
 
-from vm2mail.mailstore.protocol import Fetched
+from vm2mail.mailstore.protocol import NO_FLAGS, Fetched
 from vm2mail.mailstore.protocol import parse_fetch as fetch_records
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ def _entry(record: Fetched) -> Entry | None:
     content_type = (headers.get("content-type") or "").lower()
     return Entry(
         uid=record.uid,
-        flags=record.flags or frozenset(),
+        flags=record.flags if record.flags is not None else NO_FLAGS,
         message_id=headers.get("message-id") or None,
         kind=kind,
         caller=None if caller.lower() in _NO_CALLER else caller,

@@ -100,7 +100,7 @@ def parse_status(lines: Iterable[Line]) -> Status | None:
 # -- FETCH (RFC 3501 §7.4.2, RFC 7162 §3.1.4) -----------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Fetched:
     """The data items of one message merged over every untagged FETCH line that named its UID."""
 
@@ -122,11 +122,17 @@ class Fetched:
         return None
 
 
+# The one empty flag set: CPython has no empty-frozenset singleton, and a folder of 10,000 unread
+# voicemails would otherwise hold 10,000 of them (each one more object for every full GC pass).
+NO_FLAGS: frozenset[str] = frozenset()
+
+
 @functools.lru_cache(maxsize=4096)
 def flag_set(raw: bytes) -> frozenset[str]:
     """The flags of a ``FLAGS (...)`` item, without ``\\Recent``; one shared object per distinct list
     (a folder of 10,000 messages has a handful), so entries hold no frozenset of their own."""
-    return frozenset(raw.decode("ascii", "replace").split()) - {"\\Recent"}
+    flags = frozenset(raw.decode("ascii", "replace").split()) - {"\\Recent"}
+    return flags or NO_FLAGS
 
 
 def parse_fetch(lines: Iterable[Line]) -> dict[int, Fetched]:

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from vm2mail import longlived
 from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.entries import (
     FETCH_ITEMS,
@@ -52,7 +53,7 @@ FLAGS_CHUNK = 500
 CHANGE_BATCH = 2000  # initial changes built between yields to the event loop
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Change:
     """``new`` (``initial`` when read at the first sync or after a new UIDVALIDITY), ``flags`` (with
     the ``previous`` entry) or ``removed`` (expunged or moved away; ``entry`` is the last known state)."""
@@ -167,6 +168,7 @@ class FolderView:
         await asyncio.sleep(0)  # the last range was just digested: sort in a turn of its own
         self._ordered = sort_entries(self.entries.values())
         self._tally = Counts.of(self._ordered)
+        longlived.settle(len(self._ordered))  # 10,000 entries: out of the GC's full passes
         changes: list[Change] = []
         for start in range(0, len(self._ordered), CHANGE_BATCH):
             await asyncio.sleep(0)  # 10,000 changes are ~10 ms of work: in a few turns of the loop

@@ -11,7 +11,7 @@ from vm2mail.mailstore.voicemails import Entry
 EventKind = Literal["new", "flags", "removed"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class WatchEvent:
     """One change the watcher saw in a mailbox folder (subscribers: notifications, group sync).
 
