@@ -28,7 +28,8 @@ Account = Callable[..., tuple[str, str]]
 
 
 def test_command_table_accepts_registered_metadata_commands() -> None:
-    """METADATA is added to ``aioimaplib.aioimaplib.Commands`` as ``Cmd(name, states, Exec.is_sync)``."""
+    """METADATA (and QRESYNC's UID FETCH) is added to ``aioimaplib.aioimaplib.Commands`` as
+    ``Cmd(name, states, Exec.is_sync)``."""
     import vm2mail.mailstore.commands  # noqa: F401  (registers GETMETADATA/SETMETADATA)
 
     cmd = internals.Commands["GETMETADATA"]
@@ -36,6 +37,16 @@ def test_command_table_accepts_registered_metadata_commands() -> None:
     assert cmd.valid_states == (internals.AUTH, internals.SELECTED)
     assert cmd.exec is internals.Exec.is_sync
     assert internals.Commands["SETMETADATA"].exec is internals.Exec.is_sync
+    # QRESYNC's fetch runs sync under its own name (its VANISHED lines would be dropped otherwise), and
+    # a Command's text is "tag name args" when it has no prefix: the wire reads "tag UID FETCH ...".
+    assert internals.Commands["UID FETCH"].exec is internals.Exec.is_sync
+    assert internals.Commands["UID FETCH"].valid_states == (internals.SELECTED,)
+
+    async def text() -> str:
+        return str(aioimaplib.Command("UID FETCH", "A1", "1:5", "(FLAGS)", loop=asyncio.get_running_loop()))
+
+    assert asyncio.run(text()) == "A1 UID FETCH 1:5 (FLAGS)"
+    assert internals.Commands["ENABLE"].exec is internals.Exec.is_sync
 
 
 def test_command_takes_prefix_and_untagged_response_name() -> None:

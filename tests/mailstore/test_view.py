@@ -8,6 +8,7 @@ from collections.abc import Callable
 from tests.fixtures.dovecot import MailClient
 from tests.mailstore.test_voicemails import setup, vm
 from vm2mail.devstack.dovecot import DevDovecot
+from vm2mail.mailstore.connection import ImapConnection
 from vm2mail.mailstore.view import Change, FolderView
 from vm2mail.mailstore.voicemails import Voicemails
 
@@ -56,5 +57,50 @@ def test_readers_share_one_view_and_subscribers_hear_every_change(
         assert (await menu.listing(box)).counts.__dict__ == {"new": 1, "heard": 0, "saved": 1, "total": 2}
         assert heard == []
         await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_qresync_names_expunged_uids_so_a_resync_needs_no_search(
+    dovecot: DevDovecot, imap_account: Account, mail_client: Client
+) -> None:
+    """Dovecot has QRESYNC (RFC 7162 §3.2): the resync learns what another client expunged from the
+    VANISHED answer to its CHANGEDSINCE fetch, also when an append keeps the count the same."""
+    user, password = imap_account()
+    client = mail_client(user, password)
+    client.create_folder("Voicemail")
+    uids = [client.append("Voicemail", vm(f"q{n}", "Sun, 22 Nov 2026 09:00:00 +0000")) for n in range(3)]
+
+    async def scenario() -> None:
+        conn = await ImapConnection.open(dovecot.imap_config("none"), user, password)
+        searches: list[tuple[str, ...]] = []
+        search = conn.uid_search
+
+        async def counted(*criteria: str) -> list[int]:
+            searches.append(criteria)
+            return await search(*criteria)
+
+        conn.uid_search = counted  # type: ignore[method-assign]
+        try:
+            assert conn.qresync
+            await conn.select("Voicemail")
+            view = FolderView(user, "Voicemail")
+            await view.sync(conn)
+            assert sorted(view.entries) == uids
+            client.move("Voicemail", uids[1], "Trash")  # expunged from Voicemail ...
+            fourth = client.append("Voicemail", vm("q3", "Sun, 22 Nov 2026 10:00:00 +0000"))  # ... one more
+            client.set_flags("Voicemail", uids[0], "\\Seen")
+            await conn.noop()  # as the watcher does: Dovecot's STATUS of the selected folder lags otherwise
+            _, changes = await view.sync(conn, expunged=True)
+            assert {(c.kind, c.entry.uid) for c in changes} == {
+                ("removed", uids[1]),
+                ("new", fourth),
+                ("flags", uids[0]),
+            }
+            assert sorted(view.entries) == [uids[0], uids[2], fourth]
+            assert view.counts.__dict__ == {"new": 2, "heard": 1, "saved": 0, "total": 3}
+            assert searches == []  # VANISHED said which UID went: no UID SEARCH ALL of the folder
+        finally:
+            await conn.logout()
 
     asyncio.run(scenario())

@@ -33,6 +33,7 @@ from vm2mail.mailstore.protocol import (
     parse_metadata,
     parse_search,
     parse_status,
+    parse_vanished,
     status_text,
     untagged,
 )
@@ -48,6 +49,11 @@ RANGE = 50
 # "* METADATA" line, literals included, part of the pending command's response.
 for _name in ("GETMETADATA", "SETMETADATA"):
     aioimaplib.aioimaplib.Commands.setdefault(_name, Cmd(_name, (AUTH, SELECTED), Exec.is_sync))
+# RFC 7162 §3.2.6: ``UID FETCH ... (CHANGEDSINCE m VANISHED)`` answers with FETCH and ``VANISHED
+# (EARLIER)`` lines. aioimaplib hands an async command only the untagged lines named like it, so the
+# VANISHED ones would be dropped; under this table name the command runs sync, and every untagged line
+# of its reply becomes part of its response (on the wire it reads "tag UID FETCH ...").
+aioimaplib.aioimaplib.Commands.setdefault("UID FETCH", Cmd("UID FETCH", (SELECTED,), Exec.is_sync))
 
 
 class ImapCommands:
@@ -57,6 +63,7 @@ class ImapCommands:
         client: Any
         delimiter: str | None
         selected: str | None
+        qresync: bool
         login: str
         _lost: asyncio.Event
 
@@ -164,6 +171,17 @@ class ImapCommands:
             "FETCH", uids, items, what="UID FETCH", prefix="UID", untagged_resp_name="FETCH"
         )
         return parse_fetch(untagged(response))
+
+    async def uid_fetch_changed(self, uids: str, modseq: int) -> tuple[dict[int, Fetched], set[int] | None]:
+        """Flags of the messages in ``uids`` changed since ``modseq`` (RFC 7162 §3.1.4 CHANGEDSINCE), and
+        with QRESYNC enabled the UIDs among them expunged since (§3.2.6 VANISHED); else None for those."""
+        if not self.qresync:
+            return await self.uid_fetch(uids, f"(UID FLAGS) (CHANGEDSINCE {modseq})"), None
+        response = await self.execute(
+            "UID FETCH", uids, "(UID FLAGS)", f"(CHANGEDSINCE {modseq} VANISHED)", what="UID FETCH VANISHED"
+        )
+        lines = untagged(response)
+        return parse_fetch(lines), parse_vanished(lines)
 
     async def uid_fetch_all(
         self, items: str, uidnext: int, *, first: int = 1, chunk: int = RANGE

@@ -18,7 +18,7 @@ from vm2mail.errors import MailStoreError
 from vm2mail.mailstore import aiofix
 from vm2mail.mailstore.commands import ImapCommands
 from vm2mail.mailstore.folders import quote
-from vm2mail.mailstore.protocol import parse_list, status_text, untagged
+from vm2mail.mailstore.protocol import parse_enabled, parse_list, status_text, untagged
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class ImapConnection(ImapCommands):
         self.selected: str | None = None
         self.delimiter: str | None = "/"
         self.broken = False
+        self.qresync = False  # RFC 7162 QRESYNC enabled: expunges are reported as VANISHED UIDs
         self.last_used = time.monotonic()
         self._lost = asyncio.Event()
         self._raw_transport: Any = None  # the TCP transport under a STARTTLS upgrade
@@ -152,6 +153,14 @@ class ImapConnection(ImapCommands):
             text = response_text(response).replace(password, "***") if password else response_text(response)
             raise self.error(f"login as {self.login!r} refused: {text}")
         await self._learn_delimiter()
+        if self.has_capability("QRESYNC"):
+            await self._enable_qresync()
+
+    async def _enable_qresync(self) -> None:
+        """RFC 7162 §3.2.3 ``ENABLE QRESYNC``: a resync then learns expunged UIDs from the server
+        (VANISHED) instead of listing every UID; unsolicited EXPUNGE becomes VANISHED too."""
+        response = await self.execute("ENABLE", "QRESYNC", what="ENABLE QRESYNC", ok=("OK", "NO", "BAD"))
+        self.qresync = response.result == "OK" and "QRESYNC" in parse_enabled(untagged(response))
 
     async def try_login(self, password: str) -> bool:
         """LOGIN on a connected session: True when accepted, False when refused (NO); MailStoreError

@@ -38,6 +38,7 @@ _AUDIO = re.compile(
     rb'\(\s*"audio"\s+"|"(?:file)?name\*?"\s+"[^"]*\.(?:wav|mp3|gsm|ogg|opus|m4a|amr|flac|au)"', re.IGNORECASE
 )
 _STATUS = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|HIGHESTMODSEQ|UNSEEN) (\d+)", re.IGNORECASE)
+_VANISHED = re.compile(rb"^VANISHED (?:\(EARLIER\) )?([0-9:,]+)\s*$", re.IGNORECASE)
 _ESEARCH_ALL = re.compile(rb"\bALL ([0-9:,]+)", re.IGNORECASE)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 _COPYUID = re.compile(rb"\[COPYUID \d+ ([0-9:,]+) ([0-9:,]+)\]", re.IGNORECASE)
@@ -209,6 +210,26 @@ def expand_set(ranges: str) -> list[int]:
         start, end = int(low), int(high or low)
         out.extend(range(min(start, end), max(start, end) + 1))
     return out
+
+
+def parse_enabled(lines: Iterable[Line]) -> set[str]:
+    """Capability names from untagged ``ENABLED ...`` data (RFC 5161 §3.2), upper-cased."""
+    names: set[str] = set()
+    for raw in lines:
+        words = bytes(raw).decode("ascii", "replace").upper().split()
+        if words[:1] == ["ENABLED"]:
+            names.update(words[1:])
+    return names
+
+
+def parse_vanished(lines: Iterable[Line]) -> set[int]:
+    """UIDs from untagged ``VANISHED [(EARLIER)] set`` data (RFC 7162 §3.2.10): expunged messages."""
+    gone: set[int] = set()
+    for raw in lines:
+        match = _VANISHED.match(bytes(raw))
+        if match is not None:
+            gone.update(expand_set(match.group(1).decode()))
+    return gone
 
 
 def parse_search(lines: Iterable[Line]) -> list[int]:

@@ -17,7 +17,9 @@ Use::
 A sync reads STATUS (RFC 3501 §6.3.10) and then only what changed: with CONDSTORE (RFC 7162)
 ``UID FETCH 1:n (UID FLAGS) (CHANGEDSINCE m)``, without it the flags of every known message (never
 their headers again); headers of the UIDs above the last known one; ``UID SEARCH ALL`` when the
-count says something went away. The first sync (or a new UIDVALIDITY) reads every header, in UID
+count says something went away. With QRESYNC (RFC 7162 §3.2, enabled on every connection whose
+server has it) the CHANGEDSINCE fetch also names the expunged UIDs (``VANISHED``), and the search is
+needed only if the count still disagrees. The first sync (or a new UIDVALIDITY) reads every header, in UID
 ranges (``uid_fetch_all``) so the event loop is never held up. Callbacks run synchronously inside
 ``sync`` and must not block.
 """
@@ -182,11 +184,12 @@ class FolderView:
         changes: list[Change] = []
         last = max(self.uids, default=0)
         remaining: set[int] | None = None
+        vanished: set[int] | None = None
         if last:
             if status.highestmodseq is not None and self.highestmodseq is not None:
-                # RFC 7162 §3.1.4: only the messages whose flags changed since the modseq we saw.
-                items = f"(UID FLAGS) (CHANGEDSINCE {self.highestmodseq})"
-                changed = await conn.uid_fetch(f"1:{last}", items)
+                # RFC 7162 §3.1.4: only the messages whose flags changed since the modseq we saw; with
+                # QRESYNC (§3.2.6) also those expunged since, so no UID SEARCH is needed to find them.
+                changed, vanished = await conn.uid_fetch_changed(f"1:{last}", self.highestmodseq)
             else:
                 # No CONDSTORE: every known message's flags; those that answer are those still there.
                 changed = await conn.uid_fetch_all("(UID FLAGS)", last + 1, chunk=FLAGS_CHUNK)
@@ -207,6 +210,13 @@ class FolderView:
                     bisect.insort(self._ordered, entry, key=entry_order)
                     self._tally = self._tally.changed(added=[entry])
                     changes.append(Change(kind="new", entry=entry))
+        if vanished is not None:
+            gone = vanished & self.uids
+            if len(self.uids) - len(gone) + len(fresh) == status.messages:
+                # QRESYNC told what went away, and the count agrees: the hint needs no search.
+                expunged = False
+                if gone:
+                    remaining = self.uids - gone
         if remaining is None and (expunged or len(self.uids) + len(fresh) != status.messages):
             # Expunged or moved away by someone (RFC 3501 §6.4.4): learn which UIDs remain.
             remaining = set(await conn.uid_search("ALL"))
