@@ -9,6 +9,8 @@ Measured in the same run, on the same folder:
 - a \\Seen set by a second IMAP client on a big folder, until (a) the watcher's counts show it, (b) a
   watcher subscriber (what the notifier and group sync are) gets the event, (c) the menu's
   ``Voicemails.listing`` counts show it: p50/p95 over ``--changes``;
+- a voicemail deleted by a second client (UID MOVE to Trash) until the watcher's counts show it
+  (QRESYNC's VANISHED where the server has it, else the UID list);
 - idle CPU of the gateway process while nothing changes.
 Timings are printed, never asserted.
 """
@@ -27,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from vm2mail import longlived
 from vm2mail.config.model import Config
 from vm2mail.devstack.dovecot import MAIL_GID, MAIL_UID, DevDovecot
 from vm2mail.mailstore.connection import ImapConnection
@@ -115,6 +118,21 @@ def set_seen(dovecot: DevDovecot, user: str, password: str, uid: int, seen: bool
         imap.logout()
 
 
+def move_away(dovecot: DevDovecot, user: str, password: str, uid: int) -> float:
+    """Another client deletes a voicemail (UID MOVE to Trash, RFC 6851): an expunge in Voicemail."""
+    imap = imaplib.IMAP4(dovecot.host, dovecot.port)
+    try:
+        imap.login(user, password)
+        imap.create('"Trash"')
+        imap.select('"Voicemail"')
+        sent = time.monotonic()
+        status, _ = imap.uid("MOVE", str(uid), '"Trash"')
+        assert status == "OK"
+        return sent
+    finally:
+        imap.logout()
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -179,6 +197,7 @@ async def measure(
     store = ImapStore(cfg.imap)
     watcher = Watcher(lambda: cfg, store)
     voicemails = Voicemails(store)
+    longlived.settle_start()  # as `vm2mail serve` does once the gateway is up
     events: list[tuple[float, WatchEvent]] = []
 
     async def collect(event: WatchEvent) -> None:
@@ -219,6 +238,18 @@ async def measure(
                 await loop.run_in_executor(None, set_seen, dovecot, user, password, uid, False)
                 await poll(lambda t=target, b=before: watcher.counts(t) == b, time.monotonic(), 30)
             out["changes"] = (counts, delivered, lag.worst)
+            removed = []
+            for n in range(max(1, changes // 5)):
+                target = big_ids[n % len(big_ids)]
+                uid = big_size - n // len(big_ids)  # each UID once: moved away for good
+                before = watcher.counts(target)
+                assert before is not None
+                user, password = users[int(target)]
+                sent = await loop.run_in_executor(None, move_away, dovecot, user, password, uid)
+                removed.append(
+                    await poll(lambda t=target, b=before: (watcher.counts(t) or b).total < b.total, sent, 30)
+                )
+            out["removed"] = (removed, lag.worst)
         out["menu"] = await menu_figures(dovecot, cfg, users, big_ids, big_size, changes, voicemails)
     finally:
         task.cancel()
@@ -290,6 +321,11 @@ def report(label: str, out: dict[str, Any]) -> None:
         if values:
             p50, p95 = 1000 * statistics.median(values), 1000 * pct(values, 0.95)
             print(f"[{label}] \\Seen by another client -> {name}: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
+    removed, _ = out["removed"]
+    if removed:
+        p50, p95 = 1000 * statistics.median(removed), 1000 * pct(removed, 0.95)
+        print(f"[{label}] voicemail deleted by another client (UID MOVE) -> watcher counts: "
+              f"p50 {p50:.0f} ms, p95 {p95:.0f} ms over {len(removed)}")  # fmt: skip
     if steps:
         p50, p95 = 1000 * statistics.median(steps), 1000 * pct(steps, 0.95)
         print(f"[{label}] menu listing of a big folder, nothing changed: p50 {p50:.1f} ms, p95 {p95:.1f} ms")

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import bigfolders
+from vm2mail import longlived
 from vm2mail.config.model import (
     Config,
     Defaults,
@@ -154,6 +155,7 @@ async def measure(
 ) -> None:
     store = ImapStore(cfg.imap)
     watcher = Watcher(lambda: cfg, store)
+    longlived.settle_start()  # as `vm2mail serve` does once the gateway is up
     ids = list(cfg.mailboxes)
     started = time.monotonic()
     task = asyncio.create_task(watcher.run())

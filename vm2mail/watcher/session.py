@@ -50,6 +50,7 @@ class FolderSession:
         password: str,
         on_sync: SyncHook,
         view: FolderView | None = None,
+        opening: asyncio.Semaphore | None = None,
     ) -> None:
         self.imap = imap
         self.watcher = watcher
@@ -69,6 +70,8 @@ class FolderSession:
         self.reconnects = 0
         self._nudge = asyncio.Event()
         self._expunge_hint = False  # an IDLE push announced EXPUNGE/VANISHED
+        # Shared by the watcher's sessions: how many may connect and run their first sync at once.
+        self._opening = opening if opening is not None else asyncio.Semaphore(1)
 
     @property
     def state(self) -> FolderView:
@@ -117,10 +120,11 @@ class FolderSession:
         while True:
             conn: ImapConnection | None = None
             try:
-                conn = await ImapConnection.open(self.imap, self.login, self._password)
-                self.conn = conn
-                await self._select(conn)
-                await self.sync(conn)
+                async with self._opening:
+                    conn = await ImapConnection.open(self.imap, self.login, self._password)
+                    self.conn = conn
+                    await self._select(conn)
+                    await self.sync(conn)
                 self.online, failures = True, 0
                 log.info("watching %r of %s (mailbox %s)", self.folder, self.login, self.mailbox.id)
                 while True:

@@ -25,6 +25,10 @@ Subscriber = Callable[[WatchEvent], Awaitable[None]]
 RELOAD_CHECK_SECONDS = 1.0  # how often run() looks for a new config object
 HOUSEKEEPING_SECONDS = 3600.0  # retention and trash_days per mailbox, at most this often
 EVENT_BATCH = 200  # events handled between yields to the event loop (~2 ms of work each batch)
+# Sessions that connect, log in and run their first sync at the same time. 1,000 sessions started at
+# once made two turns of the event loop of 45 and 70 ms (every session's first step, then every
+# connection's greeting); in groups the start is as fast, and a restarted Dovecot is not stormed.
+OPENING = 20
 
 
 class Watcher:
@@ -42,6 +46,7 @@ class Watcher:
         self._full: dict[str, bool | None] = {}
         self._housekept: dict[str, float] = {}
         self._applied: Config | None = None
+        self._opening = asyncio.Semaphore(OPENING)
 
     # -- public API ------------------------------------------------------------------------------------
 
@@ -135,7 +140,7 @@ class Watcher:
                     continue
                 view = self.store.views.get(login, box.folder)
                 wanted[box.id] = FolderSession(
-                    config.imap, config.watcher, box, login, password, self._synced, view
+                    config.imap, config.watcher, box, login, password, self._synced, view, self._opening
                 )
         for box_id in list(self._sessions):
             session, new = self._sessions[box_id], wanted.get(box_id)
