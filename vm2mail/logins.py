@@ -85,16 +85,18 @@ class Logins:
                 await self.metadata.set(mailbox, FAILURES_ENTRY, None)
             log.info("call %s: menu login to mailbox %s", call_sid, mailbox.id)
             return Result.OK
-        return Result.LOCKED if await self._failed(mailbox, call_sid) else Result.WRONG
+        locked = await self._failed(mailbox, f"call {call_sid}", "wrong PIN")
+        return Result.LOCKED if locked else Result.WRONG
 
-    async def record_failure(self, mailbox: Mailbox, where: str) -> bool:
+    async def record_failure(self, mailbox: Mailbox, where: str, what: str = "wrong password") -> bool:
         """Count a failed login from another door (the web inbox) towards the same lockout."""
         lock = self._checking.setdefault(mailbox.id, asyncio.Lock())
         async with lock:
-            return await self._failed(mailbox, where)
+            return await self._failed(mailbox, where, what)
 
-    async def _failed(self, mailbox: Mailbox, call_sid: str) -> bool:
-        """Record a failure; True when it locked the mailbox."""
+    async def _failed(self, mailbox: Mailbox, where: str, what: str) -> bool:
+        """Record a failure (``what`` happened at ``where``: "call CA...", "web login from ..."); True
+        when it locked the mailbox (for the phone menu and the web inbox alike)."""
         menu = self.config().menu
         now = time.time()
         window = menu.lockout_minutes * 60
@@ -102,8 +104,9 @@ class Logins:
         recent = [t for t in (_float(x) for x in raw.split()) if t is not None and now - t < window]
         recent.append(now)
         log.warning(
-            "call %s: wrong PIN for mailbox %s (%d of %d within %d min)",
-            call_sid,
+            "%s: %s for mailbox %s (%d of %d failed logins within %d min)",
+            where,
+            what,
             mailbox.id,
             len(recent),
             menu.lockout_failures,
@@ -116,12 +119,13 @@ class Logins:
         await self.metadata.set(mailbox, LOCKED_ENTRY, str(int(until)))
         await self.metadata.set(mailbox, FAILURES_ENTRY, None)
         when = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
-        subject = f"vm2mail: mailbox {mailbox.id} locked after {len(recent)} wrong PINs"
+        subject = f"vm2mail: mailbox {mailbox.id} locked after {len(recent)} failed logins"
         text = (
-            f"The phone menu locked mailbox {mailbox.id} ({mailbox.name}) until {when} after "
-            f"{len(recent)} wrong PIN entries within {menu.lockout_minutes} minutes (last call {call_sid})."
+            f"Mailbox {mailbox.id} ({mailbox.name}) is locked for the phone menu and the web inbox until "
+            f"{when} after {len(recent)} failed logins within {menu.lockout_minutes} minutes (a wrong PIN "
+            f"by phone or a wrong password in the web inbox). The last: {what}, {where}."
         )
-        log.error("%s (until %s, call %s)", subject, when, call_sid)
+        log.error("%s (until %s; last: %s, %s)", subject, when, what, where)
         if self.alert is not None:
             try:
                 await self.alert(subject, text)

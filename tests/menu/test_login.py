@@ -154,7 +154,8 @@ def test_lockout_alerts_the_admin(menu_env: Callable[..., MenuEnv]) -> None:
 
     run(scenario())
     [(subject, text)] = alerts
-    assert "mailbox 201 locked" in subject and "2 wrong PIN" in text
+    assert "mailbox 201 locked after 2 failed logins" in subject
+    assert "The last: wrong PIN, call CA2." in text
     assert PIN not in subject + text
 
 
