@@ -90,6 +90,7 @@ def fill(dovecot: DevDovecot, user: str, password: str, count: int) -> None:
         imap.login(user, password)
         imap.create('"Voicemail"')
         imap.subscribe('"Voicemail"')
+        imap.create('"Trash"')  # where move_away puts what another client deletes
         local, domain = user.split("@")
         cur = dovecot.mail_root / domain / local / "Maildir" / ".Voicemail" / "cur"
         stamp = int(time.time())
@@ -105,32 +106,29 @@ def fill(dovecot: DevDovecot, user: str, password: str, count: int) -> None:
         imap.logout()
 
 
-def set_seen(dovecot: DevDovecot, user: str, password: str, uid: int, seen: bool) -> float:
+def as_other_client(dovecot: DevDovecot, user: str, password: str, *command: str) -> float:
+    """One ``UID <command>`` on Voicemail by another IMAP client; the monotonic time it was sent."""
     imap = imaplib.IMAP4(dovecot.host, dovecot.port)
     try:
         imap.login(user, password)
         imap.select('"Voicemail"')
         sent = time.monotonic()
-        status, _ = imap.uid("STORE", str(uid), "+FLAGS" if seen else "-FLAGS", "(\\Seen)")
-        assert status == "OK"
+        status, _ = imap.uid(*command)
+        assert status == "OK", command
         return sent
     finally:
         imap.logout()
+
+
+def set_seen(dovecot: DevDovecot, user: str, password: str, uid: int, seen: bool) -> float:
+    return as_other_client(
+        dovecot, user, password, "STORE", str(uid), "+FLAGS" if seen else "-FLAGS", "(\\Seen)"
+    )
 
 
 def move_away(dovecot: DevDovecot, user: str, password: str, uid: int) -> float:
     """Another client deletes a voicemail (UID MOVE to Trash, RFC 6851): an expunge in Voicemail."""
-    imap = imaplib.IMAP4(dovecot.host, dovecot.port)
-    try:
-        imap.login(user, password)
-        imap.create('"Trash"')
-        imap.select('"Voicemail"')
-        sent = time.monotonic()
-        status, _ = imap.uid("MOVE", str(uid), '"Trash"')
-        assert status == "OK"
-        return sent
-    finally:
-        imap.logout()
+    return as_other_client(dovecot, user, password, "MOVE", str(uid), '"Trash"')
 
 
 def cpu_seconds() -> float:

@@ -22,6 +22,7 @@ import imaplib
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,16 +98,7 @@ def seed(dovecot: DevDovecot, user: str, password: str, n: int) -> None:
 
 def set_seen(dovecot: DevDovecot, user: str, password: str, seen: bool) -> float:
     """STORE ±\\Seen on the mailbox's voicemail as another client; the monotonic time it was sent."""
-    imap = imaplib.IMAP4(dovecot.host, dovecot.port)
-    try:
-        imap.login(user, password)
-        imap.select('"Voicemail"')
-        sent = time.monotonic()
-        status, _ = imap.uid("STORE", "1", "+FLAGS" if seen else "-FLAGS", "(\\Seen)")
-        assert status == "OK"
-        return sent
-    finally:
-        imap.logout()
+    return bigfolders.set_seen(dovecot, user, password, 1, seen)
 
 
 def config(root: Path, dovecot: DevDovecot, users: list[tuple[str, str]]) -> Config:
@@ -293,8 +285,18 @@ def main() -> None:
     args = parser.parse_args()
     raise_inotify_limits(args.mailboxes)
     modes = args.modes.split(",")
+    if len(modes) == 1:
+        run_mode(args, condstore=modes[0] == "condstore")
+        return
+    # One process per mode: what one gateway froze or left behind must not show in the next one's RSS.
+    argv, rest = [], iter(sys.argv[1:])
+    for arg in rest:
+        if arg == "--modes":
+            next(rest, None)  # its value
+        elif not arg.startswith("--modes="):
+            argv.append(arg)
     for mode in modes:
-        run_mode(args, condstore=mode == "condstore")
+        subprocess.run([sys.executable, __file__, *argv, f"--modes={mode}"], check=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from vm2mail import metrics
 from vm2mail.config.model import Config, Mailbox
@@ -157,7 +157,9 @@ class Watcher:
         self._applied = config
         metrics.WATCHED_FOLDERS.set(len(self._sessions))
 
-    async def _synced(self, session: FolderSession, conn: ImapConnection, events: list[WatchEvent]) -> None:
+    async def _synced(
+        self, session: FolderSession, conn: ImapConnection, events: Iterable[WatchEvent]
+    ) -> None:
         """After each sync, on the session's connection: full notice, retention, group sync, events."""
         mailbox, config = session.mailbox, self.config()
         self._full[mailbox.id] = await full.update(
