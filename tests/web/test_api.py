@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -37,8 +38,16 @@ def test_login_refusals_lockout_and_cookie_attributes(stack: Callable[..., Stack
             wrong = await stranger.login(account.user, "not-the-password")
             assert (wrong.status, wrong.json()["error"]) == (401, "wrong")
             assert stranger.cookie is None
-            unknown = await stranger.login("nobody@example.org", "whatever")
+            nobody = f"nobody-{secrets.token_hex(4)}@example.org"
+            unknown = await stranger.login(nobody, "whatever")
             assert (unknown.status, unknown.json()["error"]) == (401, "wrong")
+            # Asked at the IMAP server like a known login (its refusal takes as long), never shortcut.
+            # Dovecot's log process may write the line a moment after the connection closed.
+            for _ in range(50):
+                if f"user=<{nobody}>" in s.dovecot.log_file.read_text():
+                    break
+                await asyncio.sleep(0.1)
+            assert f"user=<{nobody}>" in s.dovecot.log_file.read_text()
             assert (await stranger.login(account.user, "again-wrong")).status == 401
             locked = await stranger.login(account.user, "third-wrong")  # third failure locks
             assert (locked.status, locked.json()["error"]) == (423, "locked")

@@ -66,6 +66,12 @@ class WebLogins:
         mailbox = mailbox_for_login(config, login)
         if mailbox is None or not password:
             log.info("web login from %s for an unknown login refused", client)
+            if password and mailbox is None:
+                # Asked all the same and the answer ignored: the IMAP server's refusal (with its
+                # auth_failure_delay) then takes as long as for a known login's wrong password, so
+                # the reply's delay does not tell which logins have a mailbox here.
+                with contextlib.suppress(MailStoreError):
+                    await imap_login_ok(config, login, password)
             return Outcome.WRONG, None
         try:
             if await self._locked(mailbox):
