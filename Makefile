@@ -9,12 +9,12 @@ VENV := .venv
 APT_PACKAGES := ffmpeg dovecot-imapd gnupg sox swaks libnet-ssleay-perl libio-socket-ssl-perl openssl \
 	ca-certificates python3-venv systemd libseccomp2
 # The web inbox's tests drive Debian's headless Chromium (tests/web, bench/web.py).
-APT_PACKAGES += chromium chromium-driver
+APT_PACKAGES += chromium
 # npm installs the web inbox's browser libraries. Checked by command, not by package: NodeSource's
 # nodejs bundles npm, and Debian's npm package would pull Debian's nodejs over it.
 NODE_PACKAGES := nodejs npm
 
-.PHONY: deps system-deps node-deps venv vendor test lint wheel-demo demo bench bench-ingest bench-smtp bench-menu bench-watch bench-claims bench-web clean
+.PHONY: deps system-deps node-deps venv vendor test lint wheel-demo demo bench bench-ingest bench-smtp bench-menu bench-watch bench-claims bench-routing bench-web clean
 
 deps: system-deps node-deps venv vendor
 
@@ -85,7 +85,7 @@ demo: deps
 	$(VENV)/bin/python -m vm2mail.devstack.demo
 
 # Each bench prints its figures (and ratios against a reference measured in the same run).
-bench: bench-ingest bench-smtp bench-menu bench-watch bench-claims bench-web
+bench: bench-ingest bench-smtp bench-menu bench-watch bench-claims bench-routing bench-web
 
 bench-ingest: deps
 	$(VENV)/bin/python bench/ingest.py
@@ -101,6 +101,9 @@ bench-watch: deps
 
 bench-claims: deps
 	$(VENV)/bin/python bench/claims.py
+
+bench-routing: deps
+	$(VENV)/bin/python bench/routing.py
 
 bench-web: deps
 	$(VENV)/bin/python bench/web.py
