@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,35 +17,7 @@ from tests.cli.conftest import VM2MAIL, cli
 from tests.cli.test_status_spool import _failed_job
 from tests.e2e.harness import Stack
 from tests.e2e.test_voicemail import messages
-
-
-@pytest.fixture
-def silent_imap() -> Iterator[int]:
-    """A TCP port that accepts connections and never says a word (a hung IMAP server)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
+from tests.fixtures.faulty_imap import FaultyImap
 
 
 @pytest.fixture
@@ -93,7 +64,7 @@ def wait_claimed(spool: Path, job_id: str, process: subprocess.Popen[str]) -> No
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_during_delivery_gives_the_job_back(
     stack: Callable[..., Stack],
-    silent_imap: int,
+    silent_imap: FaultyImap,
     gateway_stand_in: Callable[[Path], None],
     tmp_path: Path,
     sig: signal.Signals,
@@ -101,7 +72,7 @@ def test_ctrl_c_during_delivery_gives_the_job_back(
     s = stack({"201": {}})
     job = _failed_job(s.spool, 1)
     gateway_stand_in(s.spool)
-    process = start_retry(hanging_config(s, silent_imap, tmp_path), job.id)
+    process = start_retry(hanging_config(s, silent_imap.port, tmp_path), job.id)
     wait_claimed(s.spool, job.id, process)
     process.send_signal(sig)
     _, err = process.communicate(timeout=30)
@@ -113,12 +84,15 @@ def test_ctrl_c_during_delivery_gives_the_job_back(
 
 
 def test_spool_retry_takes_over_a_job_a_killed_command_left_in_cur(
-    stack: Callable[..., Stack], silent_imap: int, gateway_stand_in: Callable[[Path], None], tmp_path: Path
+    stack: Callable[..., Stack],
+    silent_imap: FaultyImap,
+    gateway_stand_in: Callable[[Path], None],
+    tmp_path: Path,
 ) -> None:
     s = stack({"201": {}})
     job = _failed_job(s.spool, 2)
     gateway_stand_in(s.spool)
-    process = start_retry(hanging_config(s, silent_imap, tmp_path), job.id)
+    process = start_retry(hanging_config(s, silent_imap.port, tmp_path), job.id)
     wait_claimed(s.spool, job.id, process)
     os.kill(process.pid, signal.SIGKILL)
     process.communicate()
