@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,21 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+SPEED = 30.0  # clock seconds per real second: two minutes between reminders pass in four seconds
+
+
+class FastClock:
+    """A clock running ``speed`` times faster than real time from ``start`` (``speed=1.0``: wall time)."""
+
+    def __init__(self, start: datetime, speed: float = SPEED) -> None:
+        self.start = start
+        self.speed = speed
+        self.t0 = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=(time.monotonic() - self.t0) * self.speed)
 
 
 @pytest.fixture

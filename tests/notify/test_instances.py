@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,24 +11,10 @@ from pathlib import Path
 from tests.e2e.harness import Stack, twilio_up
 from tests.e2e.test_scale_out import second_instance
 from tests.fixtures.smtp import SmtpSink
-from tests.notify.conftest import ANNA_MAIL, ANNA_PHONE, at, drop, flags, voicemail
+from tests.notify.conftest import ANNA_MAIL, ANNA_PHONE, FastClock, at, drop, flags, voicemail
 from vm2mail.app import Gateway
 from vm2mail.config import Config
 from vm2mail.mailstore.voicemails import NOTIFIED
-
-SPEED = 30.0  # clock seconds per real second: two minutes between reminders pass in four seconds
-
-
-class FastClock:
-    """A clock running ``speed`` times faster than real time from ``start``, shared by both gateways."""
-
-    def __init__(self, start: datetime, speed: float = SPEED) -> None:
-        self.start = start
-        self.speed = speed
-        self.t0 = time.monotonic()
-
-    def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=(time.monotonic() - self.t0) * self.speed)
 
 
 @contextlib.asynccontextmanager

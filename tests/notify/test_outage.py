@@ -7,26 +7,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from tests.e2e.harness import Stack
-from tests.notify.conftest import ANNA_PHONE, at, client, drop, flags, notifier_up, voicemail
+from tests.notify.conftest import ANNA_PHONE, FastClock, at, client, drop, flags, notifier_up, voicemail
 from vm2mail.mailstore.voicemails import NOTIFIED
 
 PERIOD = 600  # reminder_check_seconds: a notice sent within the test cannot come from the periodic scan
-
-
-class RunningClock:
-    """Wall time as it passes, but starting at ``start``: the notifier's loop really waits for it."""
-
-    def __init__(self, start: datetime) -> None:
-        self.start = start
-        self.t0 = time.monotonic()
-
-    def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=time.monotonic() - self.t0)
 
 
 async def until(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -45,7 +34,7 @@ def test_reminder_due_during_an_imap_outage_goes_out_right_after_it(
     s = notify_stack({"201": {"notify": settings}}, watcher={"reminder_check_seconds": PERIOD})
     uid = drop(s, "201", voicemail(message_id="<outage-1@vm.example.com>", date=at(9, 0)), at(9, 0))
     client(s).set_flags("Voicemail", uid, NOTIFIED)  # notified at 09:00; the first reminder is due 09:30
-    clock = RunningClock(at(9, 29) + timedelta(seconds=50))
+    clock = FastClock(at(9, 29) + timedelta(seconds=50), speed=1.0)
 
     async def scenario() -> tuple[int, list[str]]:
         async with notifier_up(s, clock) as [notifier]:
@@ -77,7 +66,7 @@ def test_an_outage_longer_than_the_scan_period_is_probed_at_a_steady_pace(
     notify_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture
 ) -> None:
     s = notify_stack(watcher={"reminder_check_seconds": 1})
-    clock = RunningClock(at(10, 5))
+    clock = FastClock(at(10, 5), speed=1.0)
 
     async def scenario() -> tuple[int, list[str]]:
         async with notifier_up(s, clock) as [notifier]:
