@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -140,3 +141,23 @@ def test_spool_retry_no_deliver_only_requeues(tmp_path: Path, make_config: Calla
     requeued = json.loads((spool_dir / "new" / f"{job.id}.json").read_text())
     assert requeued["attempts"] == 0 and requeued["queued_at"] >= before
     assert not (spool_dir / "failed" / f"{job.id}.json").exists()
+
+
+def test_spool_retry_leaves_a_job_another_live_command_is_delivering(
+    tmp_path: Path, make_config: Callable[..., object]
+) -> None:
+    """No gateway runs, but another admin's command (here: this test process) has the job in cur/:
+    a second ``spool retry`` must not take it over, or both would deliver it."""
+    config = make_config()
+    spool_dir = config.server.spool_dir  # type: ignore[attr-defined]
+    job = _failed_job(spool_dir, 4)
+    claimed = spool_dir / "cur" / f"{job.id}.json"
+    (spool_dir / "failed" / f"{job.id}.json").rename(claimed)
+    started = Path("/proc/self/stat").read_text().rsplit(")", 1)[-1].split()[19]
+    marker = spool_dir / "cur" / f".{job.id}.claim"
+    marker.write_text(f"{os.getpid()} {started}\n")  # what a command writes when it claims a job
+    result = cli("spool", "retry", "-c", str(config.source), job.id, "--no-deliver")  # type: ignore[attr-defined]
+    assert result.returncode != 0
+    assert f"being delivered now (pid {os.getpid()})" in result.stderr
+    assert claimed.exists() and marker.exists()
+    assert not (spool_dir / "new" / f"{job.id}.json").exists()

@@ -28,6 +28,7 @@ from vm2mail.pipeline.batch import (
     batch,
     gateway_pid,
     gateway_started,
+    live_claimant,
     open_spool,
     release_marker,
 )
@@ -172,6 +173,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
         if state == "cur":
             # Claimed: by a process that is gone (a command killed mid-delivery, or a gateway that
             # died; then no gateway runs) the job is taken over; by a live one it is left alone.
+            holder = live_claimant(spool, path.stem)
+            if holder is not None:  # another admin's command, delivering it right now
+                raise Vm2mailError(f"job {path.stem} is in cur/: being delivered now (pid {holder})")
             gone = abandoned(spool, path.stem, started)
             if live is not None and gone is None:
                 raise Vm2mailError(f"job {path.stem} is in cur/: being delivered now (gateway pid {live})")

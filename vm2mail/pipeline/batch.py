@@ -101,33 +101,35 @@ def _mark(spool: Spool, job_id: str) -> None:
     os.replace(tmp, marker)
 
 
+def _claimant(spool: Spool, job_id: str) -> tuple[int, str, float] | None:
+    """The command that marked ``job_id`` as claimed: (pid, its start time, when it marked), or None."""
+    marker = _marker(spool, job_id)
+    try:
+        pid_text, started = marker.read_text().split()
+        return int(pid_text), started, marker.stat().st_mtime
+    except (OSError, ValueError):
+        return None
+
+
 def abandoned(spool: Spool, job_id: str, gateway_started: float | None) -> int | None:
     """The pid of the gone command that left ``job_id`` in cur/, or None if it is not abandoned.
 
     Only commands leave markers; a gateway started after the marker has requeued the job since (it
     moves all of cur/ back to new/ when it starts), so such a marker is stale and the job is its own.
     """
-    marker = _marker(spool, job_id)
-    try:
-        pid_text, started = marker.read_text().split()
-        written = marker.stat().st_mtime
-        pid = int(pid_text)
-    except (OSError, ValueError):
+    claim = _claimant(spool, job_id)
+    if claim is None:
         return None
+    pid, started, written = claim
     if gateway_started is not None and gateway_started >= written:
         return None
-    if _alive(pid, started):
-        return None  # still running: its job
-    return pid
+    return None if _alive(pid, started) else pid  # alive: still running, its job
 
 
-def _live_command(spool: Spool, job_id: str) -> bool:
-    """Whether a running command (another admin's, at this moment) has claimed ``job_id``."""
-    try:
-        pid, started = _marker(spool, job_id).read_text().split()
-        return _alive(int(pid), started)
-    except (OSError, ValueError):
-        return False
+def live_claimant(spool: Spool, job_id: str) -> int | None:
+    """The pid of a running command (another admin's, at this moment) that has claimed ``job_id``."""
+    claim = _claimant(spool, job_id)
+    return claim[0] if claim is not None and _alive(claim[0], claim[1]) else None
 
 
 def _claim(spool: Spool, job_id: str, takeover: bool) -> Job | None:
@@ -193,7 +195,7 @@ class Batch:
         """
         gone = abandoned(self.spool, job_id, self.gateway_started)
         # Without a gateway, cur/ is a gone process's, unless another command is delivering it now.
-        takeover = gone is not None or (self.requeue_claimed and not _live_command(self.spool, job_id))
+        takeover = gone is not None or (self.requeue_claimed and live_claimant(self.spool, job_id) is None)
         job = await asyncio.to_thread(_claim, self.spool, job_id, takeover)
         if job is not None:
             if job.not_before > time.time():
