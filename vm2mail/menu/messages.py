@@ -7,6 +7,7 @@ import dataclasses
 import logging
 
 from vm2mail import phone
+from vm2mail.jobs.jobs import caller_number
 from vm2mail.mailstore.voicemails import FLAGGED, SEEN, Entry, Listing, counts
 from vm2mail.menu.call import Call
 from vm2mail.telephony import media, twiml
@@ -56,11 +57,10 @@ async def reveal(call: Call, entry: Entry) -> Entry:
     if not (mailbox.private and entry.encrypted and entry.caller is None and entry.caller_name is None):
         return entry
     found = await call.deps.playback.details(mailbox, mailbox.folder, entry.uid)
-    caller = found.get("X-Vm2mail-Caller")
     duration = found.get("X-Vm2mail-Duration", "")
     return dataclasses.replace(
         entry,
-        caller=None if phone.withheld(caller) or not phone.is_e164(caller or "") else caller,
+        caller=caller_number(found.get("X-Vm2mail-Caller")),
         caller_name=found.get("X-Vm2mail-Caller-Name") or None,
         called=found.get("X-Vm2mail-Called") or entry.called,
         duration=int(duration) if duration.isdigit() else entry.duration,

@@ -18,7 +18,6 @@ from typing import Any, Generic, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-DEFAULT_BUDGET_SECONDS = 1.5  # server.call_budget_seconds: leaves room for the HTTP round trip in 2 s
 
 
 class CachedLookup(Generic[T]):

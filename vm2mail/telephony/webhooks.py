@@ -363,14 +363,13 @@ class _Webhooks:
         form = await _form(request)
         call_sid = _sid(form, "CallSid", CALL_SID)
         status = form.get("DialCallStatus", "")
-        forwarded = self._query_mailbox(config, request)
-        if self.deps.breakers is not None and forwarded is not None and forwarded.forward_to:
+        mailbox = self._query_mailbox(config, request)
+        if self.deps.breakers is not None and mailbox is not None and mailbox.forward_to:
             failed = dial_failed(status, form.get("DialSipResponseCode"))
-            self.deps.breakers.result(forwarded.forward_to, failed, call_sid=call_sid)
+            self.deps.breakers.result(mailbox.forward_to, failed, call_sid=call_sid)
         if status in CONNECTED:
             log.info("call %s: forwarded call answered (%s)", call_sid, status)
             return _twiml(twiml.hangup())
-        mailbox = self._query_mailbox(config, request)
         if mailbox is None:
             log.error(
                 "call %s: dial-done for unknown mailbox %r (config changed?)",
