@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.cli.conftest import cli
 from tests.e2e.harness import Stack, gateway_up, post_recording_callback
 from tests.ops.test_health import check, probe
 from vm2mail.config import Config
@@ -68,12 +67,6 @@ def test_server_with_metadata_and_a_menu_mailbox_is_ok(stack: Callable[..., Stac
     assert check(s.config)[:2] == (200, "ok\n")
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vm2mail", *args], capture_output=True, text=True, check=False
-    )
-
-
 def test_check_config_warns_about_missing_metadata_and_strict_refuses(
     make_config: Callable[..., Config], dovecot_without_metadata: DevDovecot
 ) -> None:
@@ -84,13 +77,13 @@ def test_check_config_warns_about_missing_metadata_and_strict_refuses(
         if text.strip().startswith("'201'")
     )
     expected = f"{config.source.name}:{line}: mailboxes.201: the IMAP server does not offer METADATA"
-    result = run_cli("check-config", "-c", str(config.source))
+    result = cli("check-config", "-c", str(config.source))
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith(f"WARNING: {expected}"), result.stderr
-    result = run_cli("check-config", "--strict", "-c", str(config.source))
+    result = cli("check-config", "--strict", "-c", str(config.source))
     assert result.returncode == 1 and result.stderr.startswith(expected), result.stderr
     # --offline (the systemd unit's ExecStartPre) does not wait for IMAP, so it cannot know.
-    result = run_cli("check-config", "--offline", "--strict", "-c", str(config.source))
+    result = cli("check-config", "--offline", "--strict", "-c", str(config.source))
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
