@@ -21,16 +21,11 @@ ACTIONS = ("heard", "unheard", "save", "unsave", "delete", "restore")
 
 @dataclass(frozen=True)
 class Page:
-    view: str
     page: int
     pages: int
     total: int
     entries: list[Entry]
     counts: Counts
-
-
-def _state(entry: Entry) -> str:
-    return "new" if entry.new else "saved" if entry.saved else "heard"
 
 
 def entry_json(mailbox: Mailbox, entry: Entry) -> dict[str, Any]:
@@ -43,7 +38,7 @@ def entry_json(mailbox: Mailbox, entry: Entry) -> dict[str, Any]:
         "caller_name": entry.caller_name,
         "date": entry.date.astimezone(mailbox.tz).isoformat(timespec="seconds"),
         "duration": entry.duration,
-        "state": _state(entry),
+        "state": Counts.bucket(entry),
         "saved": entry.saved,
         "encrypted": entry.encrypted,
     }
@@ -67,7 +62,7 @@ class InboxFolders:
         if view == "new":
             chosen: tuple[Entry, ...] | list[Entry] = listing.new
         elif view == "saved":
-            chosen = [e for e in listing.entries if FLAGGED in e.flags]
+            chosen = [e for e in listing.entries if e.saved]
         else:
             chosen = listing.entries
         total = len(chosen)
@@ -78,7 +73,7 @@ class InboxFolders:
         entries = list(reversed(chosen[start:end])) if end > 0 else []
         # The filter buttons count the inbox folder's voicemails, also while the Trash is shown.
         counts = listing.counts if view != "trash" else (await self.listing(mailbox, "all")).counts
-        return Page(view, page, pages, total, entries, counts)
+        return Page(page, pages, total, entries, counts)
 
     async def entry(self, mailbox: Mailbox, uid: int, view: str) -> Entry | None:
         """The voicemail ``uid`` of ``view``'s folder; None when gone or not a voicemail."""
