@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vm2mail.audio.transcode import transcode_to_mp3
 from vm2mail.config.model import Config, Mailbox
-from vm2mail.crypto.pgp import Encryptor
+from vm2mail.crypto.pgp import encryptor
 from vm2mail.errors import AudioError, CryptoError, MailStoreError
 from vm2mail.mailstore.voicemails import Voicemails
 
@@ -61,7 +61,7 @@ def _open_message(raw: bytes, home: Path) -> tuple[bytes | None, bool, dict[str,
         armored = parts[1].get_payload(decode=True)
         if not isinstance(armored, bytes):
             raise CryptoError("malformed PGP/MIME payload", temporary=False)
-        msg = email.message_from_bytes(Encryptor(home).decrypt(armored), policy=email.policy.default)
+        msg = email.message_from_bytes(encryptor(home).decrypt(armored), policy=email.policy.default)
     details = {name: str(msg[name]) for name in DETAIL_FIELDS if msg[name] is not None}
     part = _audio_part(msg)
     if part is None:

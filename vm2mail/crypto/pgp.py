@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import subprocess
 import threading
@@ -218,3 +219,9 @@ class Encryptor:
             raise CryptoError(
                 f"gpg {what} did not finish within {self._gpg.timeout:.0f}s; killed", temporary=True
             )
+
+
+@functools.lru_cache(maxsize=16)
+def encryptor(home: Path) -> Encryptor:
+    """The process's one ``Encryptor`` for a keyring: constructing one runs ``gpg --version``."""
+    return Encryptor(home)

@@ -18,6 +18,7 @@ from vm2mail.audio.tags import VoicemailTags, write_tags
 from vm2mail.audio.transcode import Encoded, transcode_to_mp3
 from vm2mail.backoff import backoff as retry_delay
 from vm2mail.config.model import Config, Mailbox
+from vm2mail.crypto import pgp
 from vm2mail.crypto.pgp import Encryptor
 from vm2mail.errors import AudioError, CryptoError, MailStoreError, SpoolError, TelephonyError, Vm2mailError
 from vm2mail.jobs import jobs
@@ -73,7 +74,6 @@ class Pipeline:
     alert_admin: AdminAlert | None = None
     # TwilioRest.call_taken: why an ended call needs no missed-call mail (pipeline/callstatus.py).
     call_taken: Callable[[str], Awaitable[str | None]] | None = None
-    _encryptors: dict[Path, Encryptor] = field(default_factory=dict)
     _alerted: set[tuple[str, str]] = field(default_factory=set)  # (mailbox, key problem) alerted once
 
     async def run(self, workers: int) -> None:
@@ -140,12 +140,6 @@ class Pipeline:
                 reason,
             )
             await asyncio.to_thread(self.spool.fail_sync, job, reason)
-
-    def _encryptor(self, home: Path) -> Encryptor:
-        # One python-gnupg wrapper per keyring: constructing it runs `gpg --version` each time.
-        if home not in self._encryptors:
-            self._encryptors[home] = Encryptor(home)
-        return self._encryptors[home]
 
     def _workdir(self, job: Job) -> Path:
         return self.spool.root / "work" / job.id
@@ -245,7 +239,7 @@ class Pipeline:
     async def _deliver(
         self, config: Config, job: Job, mailbox: Mailbox, target: Mailbox, encoded: Encoded | None
     ) -> None:
-        encryptor = self._encryptor(config.gpg.home) if target.encrypted else None
+        encryptor = pgp.encryptor(config.gpg.home) if target.encrypted else None
         extra: tuple[str, ...] = (
             (config.gpg.playback_key,) if target.phone_playback and config.gpg.playback_key else ()
         )
