@@ -73,16 +73,18 @@ class WebLogins:
                 with contextlib.suppress(MailStoreError):
                     await imap_login_ok(config, login, password)
             return Outcome.WRONG, None
+        user = mailbox.imap_user
+        assert user is not None  # mailbox_for_login matched the login on it
         try:
             if await self._locked(mailbox):
                 log.warning("web login to locked mailbox %s from %s refused", mailbox.id, client)
                 return Outcome.LOCKED, mailbox
             try:
-                accepted = await imap_login_ok(config, mailbox.imap_user or login, password)
+                accepted = await imap_login_ok(config, user, password)
             except MailStoreError as exc:
                 log.info("web login to mailbox %s: IMAP LOGIN not answered (%s); once more", mailbox.id, exc)
                 await asyncio.sleep(RETRY_PAUSE_SECONDS)
-                accepted = await imap_login_ok(config, mailbox.imap_user or login, password)
+                accepted = await imap_login_ok(config, user, password)
             if accepted:
                 log.info("web login to mailbox %s from %s", mailbox.id, client)
                 return Outcome.OK, mailbox

@@ -26,10 +26,6 @@ class LiveHub:
     def __init__(self) -> None:
         self._queues: dict[str, set[asyncio.Queue[str]]] = {}
 
-    @property
-    def listeners(self) -> int:
-        return sum(len(q) for q in self._queues.values())
-
     async def on_event(self, event: WatchEvent) -> None:
         if event.initial:
             # The watcher's first sync reports every voicemail already there (thousands at once);

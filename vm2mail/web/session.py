@@ -65,7 +65,7 @@ def issue(secret: str, mailbox_id: str, generation: int, lifetime_seconds: int) 
     return f"{payload}.{_b64(mac)}", session
 
 
-def read(secret: str, cookie: str, now: float | None = None) -> Session | None:
+def read(secret: str, cookie: str) -> Session | None:
     """The session of a well-signed, unexpired cookie; None for a forged, altered or expired one."""
     payload, dot, mac = cookie.partition(".")
     if not dot or not payload or not mac or not payload.isascii():
@@ -81,7 +81,7 @@ def read(secret: str, cookie: str, now: float | None = None) -> Session | None:
         return None
     if not (isinstance(generation, int) and isinstance(expires, int)):
         return None
-    if expires < (time.time() if now is None else now):
+    if expires < time.time():
         return None
     return Session(mailbox_id, generation, expires, nonce)
 
