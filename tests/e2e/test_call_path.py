@@ -6,22 +6,15 @@ import asyncio
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from tests.e2e.harness import Stack, running
 from tests.e2e.test_voicemail import messages
 from tests.fixtures.dovecot import MailClient
-from tests.fixtures.faulty_imap import HANG, PASS, SLOW, FaultyImap
+from tests.fixtures.faulty_imap import HANG, PASS, SLOW, FaultyImap, behind
 from tests.ops.calls import Step, call_params, new_call_sid, post
 
 BOUND = 3.0  # generous: the gateway's budget is 1.5 s; Twilio itself waits 15 s
-
-
-def behind(s: Stack, proxy: FaultyImap) -> Stack:
-    """The stack's gateway reaches Dovecot through ``proxy`` (its plain IMAP port)."""
-    s.config = replace(s.config, imap=replace(s.config.imap, port=proxy.port, security="none"))
-    return s
 
 
 async def timed_voice(s: Stack, port: int, called: str) -> tuple[float, Step]:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from tests.e2e.harness import Stack, post_recording_callback, running
 from tests.e2e.test_voicemail import messages
-from tests.fixtures.faulty_imap import HANG, PASS, FaultyImap
+from tests.fixtures.faulty_imap import HANG, PASS, FaultyImap, behind
 
 BOUND = 15.0  # generous for deadlines of 1-2 s on a loaded machine
 
@@ -50,9 +50,7 @@ def test_an_imap_server_that_hangs_mid_delivery_costs_one_command_timeout_then_a
     stack: Callable[..., Stack], faulty_imap: FaultyImap
 ) -> None:
     s = stack({"201": {}})
-    s.config = replace(
-        s.config, imap=replace(s.config.imap, port=faulty_imap.port, security="none", timeout_seconds=2.0)
-    )
+    behind(s, faulty_imap, timeout_seconds=2.0)
 
     async def scenario() -> None:
         async with running(s) as gateway:

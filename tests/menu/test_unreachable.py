@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import pytest
 
-from tests.fixtures.faulty_imap import HANG, PASS, FaultyImap
+from tests.fixtures.faulty_imap import HANG, PASS, FaultyImap, behind
 from tests.menu.conftest import OWNER, PIN, MenuEnv
 
 BOUND = 3.0  # generous: the budget is 1.5 s, Twilio gives up after 15 s
@@ -27,9 +26,7 @@ def test_login_against_a_hung_server_is_answered_in_time_with_cannot_be_reached(
     env = menu_env(language=language)
     stack = env.stack
     # Only the mailbox speaks ``language``; the gateway's default stays en-US.
-    stack.config = replace(
-        stack.config, imap=replace(stack.config.imap, port=faulty_imap.port, security="none")
-    )
+    behind(stack, faulty_imap)
     assert stack.config.defaults.language == "en-US" and env.box.language == language
 
     async def scenario() -> None:
@@ -64,8 +61,7 @@ def test_a_step_after_login_is_answered_in_time_when_the_server_hangs(
 ) -> None:
     env = menu_env()
     stack = env.stack
-    imap = replace(stack.config.imap, port=faulty_imap.port, security="none")
-    stack.config = replace(stack.config, imap=imap)
+    behind(stack, faulty_imap)
 
     async def scenario() -> None:
         await env.deposit(2)

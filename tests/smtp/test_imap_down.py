@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from tests.e2e.harness import Stack, gateway_up
 from tests.fixtures.dovecot import MailClient
-from tests.fixtures.faulty_imap import HANG, PASS, FaultyImap
+from tests.fixtures.faulty_imap import HANG, PASS, FaultyImap, behind
 from tests.smtp.conftest import DOMAIN, asterisk_email, wait_state, wav_bytes
 from tests.smtp.test_ingress import ASTERISK_ID, transaction
 from vm2mail.smtp.handler import job_id_for
@@ -23,7 +22,7 @@ def test_250_while_imap_hangs_and_delivery_after_it_recovers(
     mail_client: Callable[[str, str], MailClient],
 ) -> None:
     s = smtp_stack(boxes={"201": {}})
-    s.config = replace(s.config, imap=replace(s.config.imap, port=faulty_imap.port, security="none"))
+    behind(s, faulty_imap)
     account = s.accounts["201"]
 
     async def scenario() -> str:
