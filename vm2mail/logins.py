@@ -85,23 +85,23 @@ class Logins:
                 await self.metadata.set(mailbox, FAILURES_ENTRY, None)
             log.info("call %s: menu login to mailbox %s", call_sid, mailbox.id)
             return Result.OK
-        locked = await self._failed(mailbox, f"call {call_sid}", "wrong PIN")
+        locked = await self._failed(mailbox, f"call {call_sid}", "wrong PIN", failures)
         return Result.LOCKED if locked else Result.WRONG
 
     async def record_failure(self, mailbox: Mailbox, where: str, what: str = "wrong password") -> bool:
         """Count a failed login from another door (the web inbox) towards the same lockout."""
         lock = self._checking.setdefault(mailbox.id, asyncio.Lock())
         async with lock:
-            return await self._failed(mailbox, where, what)
+            return await self._failed(mailbox, where, what, await self.metadata.get(mailbox, FAILURES_ENTRY))
 
-    async def _failed(self, mailbox: Mailbox, where: str, what: str) -> bool:
+    async def _failed(self, mailbox: Mailbox, where: str, what: str, failures: str | None) -> bool:
         """Record a failure (``what`` happened at ``where``: "call CA...", "web login from ..."); True
         when it locked the mailbox (for the phone menu and the web inbox alike)."""
         menu = self.config().menu
         now = time.time()
         window = menu.lockout_minutes * 60
-        raw = await self.metadata.get(mailbox, FAILURES_ENTRY) or ""
-        recent = [t for t in (_float(x) for x in raw.split()) if t is not None and now - t < window]
+        times = (_float(x) for x in (failures or "").split())
+        recent = [t for t in times if t is not None and now - t < window]
         recent.append(now)
         log.warning(
             "%s: %s for mailbox %s (%d of %d failed logins within %d min)",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from datetime import UTC, datetime
 
 from vm2mail.cli.common import OK, Subparsers, group, load_unchecked
 from vm2mail.config import Config
 from vm2mail.config.model import Mailbox
 from vm2mail.errors import Vm2mailError
-from vm2mail.logins import FAILURES_ENTRY, LOCKED_ENTRY, PIN_ENTRY
+from vm2mail.logins import FAILURES_ENTRY, LOCKED_ENTRY, PIN_ENTRY, Logins
 from vm2mail.mailstore.metadata import Metadata
 from vm2mail.mailstore.store import ImapStore
 
@@ -42,16 +41,12 @@ async def _unlock(config: Config, mailbox: Mailbox) -> float:
     store = ImapStore(config.imap)
     try:
         metadata = Metadata(store)
-        raw = await metadata.get(mailbox, LOCKED_ENTRY)
+        until = await Logins(lambda: config, metadata).locked_until(mailbox)
         await metadata.set(mailbox, LOCKED_ENTRY, None)
         await metadata.set(mailbox, FAILURES_ENTRY, None)
     finally:
         await store.close()
-    try:
-        until = float(raw or 0)
-    except ValueError:
-        return 0.0
-    return until if until > time.time() else 0.0
+    return until
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
