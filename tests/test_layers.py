@@ -29,6 +29,7 @@ LAYERS: dict[str, set[str]] = {
         "backoff",
         "phone",
         "longlived",
+        "durations",
     },
     "services": {"signing", "crypto", "audio", "twilioapi", "mailstore"},
     "core": {

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,15 +18,13 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from vm2mail.config.model import Config, Mailbox
+from vm2mail.durations import parse_duration
 from vm2mail.errors import TelephonyError, Vm2mailError
 from vm2mail.jobs.jobs import VOICEMAIL, CallInfo, Job, caller_number, sid_message_id, twilio_job_id
 from vm2mail.pipeline.batch import Batch, job_state
 from vm2mail.twilioapi.fetch import recording_url
 
 log = logging.getLogger(__name__)
-
-_SINCE = re.compile(r"^(\d+)\s*([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 # Outcomes, one per recording, as `vm2mail reconcile` prints them.
 DELIVERED = "delivered"
@@ -41,10 +38,10 @@ FAILED = "failed"
 
 def parse_since(text: str) -> timedelta:
     """``30m``, ``24h``, ``7d``, ``2w`` → a timedelta; ValueError for anything else."""
-    match = _SINCE.match(text.strip())
-    if match is None or int(match.group(1)) == 0:
+    since = parse_duration(text)
+    if not since:  # None (not a duration) or zero
         raise ValueError(f"{text!r} is not a duration like 30m, 24h, 7d or 2w")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    return since
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,12 +7,12 @@ switch is validated the same way and leaves the same audit line (who, what, unti
 from __future__ import annotations
 
 import logging
-import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from vm2mail.config.model import Config, Mailbox
+from vm2mail.durations import parse_duration
 from vm2mail.errors import Vm2mailError
 from vm2mail.notify.mail import NotifyError, send_mail
 from vm2mail.notify.sms import send_sms
@@ -24,8 +24,6 @@ from vm2mail.twilioapi.rest import TwilioRest
 log = logging.getLogger(__name__)
 audit = logging.getLogger("vm2mail.audit")
 
-_DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_GREETING_CHARS = 400
 
 
@@ -39,12 +37,11 @@ def parse_until(text: str | None, tz: ZoneInfo, now: datetime | None = None) -> 
     if text is None or not text.strip():
         return None
     now = now or datetime.now(UTC)
-    match = _DURATION.match(text.strip())
-    if match is not None:
-        amount = int(match.group(1))
-        if amount == 0:
+    duration = parse_duration(text)
+    if duration is not None:
+        if not duration:
             raise SwitchError(f"--until {text!r}: the end time must be in the future")
-        return (now + timedelta(**{_UNITS[match.group(2)]: amount})).timestamp()
+        return (now + duration).timestamp()
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
