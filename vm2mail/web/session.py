@@ -9,18 +9,15 @@ folder can read private entries), only the counter.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vm2mail import signing
 from vm2mail.config.model import Config, Mailbox
-from vm2mail.errors import MailStoreError
+from vm2mail.errors import MailStoreError, SignatureError
 from vm2mail.mailstore.metadata import Metadata
 
 COOKIE = "vm2mail_inbox"
@@ -32,18 +29,6 @@ _CSRF_LABEL = b"vm2mail/web-csrf/v1"
 # How long a generation read from METADATA is trusted before it is read again: "log out everywhere"
 # reaches every instance within this time, and a list request costs no METADATA round trip.
 GENERATION_CACHE_SECONDS = 2.0
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _key(secret: str, label: bytes) -> bytes:
-    return hmac.new(secret.encode("utf-8"), label, hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)
@@ -60,22 +45,14 @@ def issue(secret: str, mailbox_id: str, generation: int, lifetime_seconds: int) 
     """A new cookie value and the session it carries."""
     session = Session(mailbox_id, generation, int(time.time()) + lifetime_seconds, secrets.token_urlsafe(16))
     body = [session.mailbox_id, session.generation, session.expires, session.nonce]
-    payload = _b64(json.dumps(body, separators=(",", ":")).encode("utf-8"))
-    mac = hmac.new(_key(secret, _SESSION_LABEL), payload.encode("ascii"), hashlib.sha256).digest()
-    return f"{payload}.{_b64(mac)}", session
+    return signing.seal(secret, _SESSION_LABEL, body), session
 
 
 def read(secret: str, cookie: str) -> Session | None:
     """The session of a well-signed, unexpired cookie; None for a forged, altered or expired one."""
-    payload, dot, mac = cookie.partition(".")
-    if not dot or not payload or not mac or not payload.isascii():
-        return None
-    expected = hmac.new(_key(secret, _SESSION_LABEL), payload.encode("ascii"), hashlib.sha256).digest()
     try:
-        if not hmac.compare_digest(_unb64(mac), expected):
-            return None
-        mailbox_id, generation, expires, nonce = json.loads(_unb64(payload))
-    except (binascii.Error, ValueError, TypeError):
+        mailbox_id, generation, expires, nonce = signing.unseal(secret, _SESSION_LABEL, cookie)
+    except (SignatureError, ValueError, TypeError):  # forged or altered; or signed but not four values
         return None
     if not (isinstance(mailbox_id, str) and isinstance(nonce, str)):
         return None
@@ -88,8 +65,7 @@ def read(secret: str, cookie: str) -> Session | None:
 
 def csrf_token(secret: str, session: Session) -> str:
     """The token every state-changing request must echo in ``X-CSRF-Token`` (bound to this session)."""
-    mac = hmac.new(_key(secret, _CSRF_LABEL), session.nonce.encode("ascii"), hashlib.sha256).digest()
-    return _b64(mac)
+    return signing.b64(signing.mac(secret, _CSRF_LABEL, session.nonce.encode("ascii")))
 
 
 def csrf_ok(secret: str, session: Session, token: str | None) -> bool:
