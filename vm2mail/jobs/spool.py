@@ -132,10 +132,8 @@ class Spool:
         return True
 
     async def submit(self, job: Job, blob: bytes | None = None, blob_suffix: str = ".bin") -> bool:
-        accepted = await asyncio.to_thread(self.submit_sync, job, blob, blob_suffix)
-        if accepted and self._wakeup is not None:
-            self._wakeup.set()
-        return accepted
+        # submit_sync queues the job and wakes claim() itself (_requeue, from the worker thread).
+        return await asyncio.to_thread(self.submit_sync, job, blob, blob_suffix)
 
     # -- workers ---------------------------------------------------------------------------------
     def _enqueue(self, job_id: str, not_before: float) -> None:
@@ -230,10 +228,11 @@ class Spool:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if loop is None or loop is running or loop.is_closed():
-            self._enqueue(job_id, not_before)  # on the loop's thread, or nobody waiting yet
-            if self._wakeup is not None and loop is running:
-                self._wakeup.set()
+        if loop is not None and loop is running:
+            self._wake_with(job_id, not_before)  # on the loop's own thread
+            return
+        if loop is None or loop.is_closed():
+            self._enqueue(job_id, not_before)  # nobody waiting yet (or any more)
             return
         # asyncio.Event and the heap belong to the loop: set from a worker thread, the waiter might never
         # be woken (Event.set is not thread-safe) and the heap could be changed under claim().
