@@ -50,19 +50,6 @@ class Voicemail:
     reply_to: str | None = None  # "reply+<token>@…": a reply by e-mail becomes an SMS to the caller
 
 
-_clean = wording.clean
-
-
-def caller_display(call: CallInfo, mailbox: Mailbox) -> str:
-    """Who called, as the From display name shows it in the mailbox's language and country."""
-    return wording.who(call, mailbox)
-
-
-def callback_uri(caller: str | None, extension: str | None = None) -> str | None:
-    """A ``tel:`` URI (RFC 3966 §3, global number) for E.164 callers; nothing for withheld or local ones."""
-    return phone.tel_uri(caller, extension)
-
-
 def attachment_name(vm: Voicemail) -> str:
     """``voicemail-2026-11-23-1030-+4930123.mp3``: local time of the recipient, then who called."""
     local = vm.started.astimezone(vm.recipient.tz)
@@ -81,7 +68,7 @@ def template_context(vm: Voicemail) -> dict[str, object]:
         "caller_display": wording.number_shown(vm.call, vm.recipient),  # "030 1234567" at home
         "caller_extension": vm.call.extension,
         "who": wording.who(vm.call, vm.recipient),  # name, number, extension or "Withheld number"
-        "callback_uri": callback_uri(vm.call.caller, vm.call.extension),
+        "callback_uri": phone.tel_uri(vm.call.caller, vm.call.extension),  # RFC 3966, E.164 callers only
         "called": vm.call.called,
         "called_display": phone.display(vm.call.called, vm.recipient.country) or vm.call.called,
         "call_id": vm.call.call_sid,
@@ -108,7 +95,7 @@ def render(vm: Voicemail, templates_dir: Path | None) -> tuple[str, str, str]:
         name = language_template("email", lang, f"{base}.{suffix}.j2", templates_dir)
         return env.get_template(name).render(**context)
 
-    return _clean(one("subject")), one("txt"), one("html")
+    return wording.clean(one("subject")), one("txt"), one("html")
 
 
 def _headers(vm: Voicemail, subject: str) -> list[tuple[str, object]]:
@@ -124,9 +111,9 @@ def _headers(vm: Voicemail, subject: str) -> list[tuple[str, object]]:
         # email.headerregistry encodes non-ASCII display names as RFC 2047 encoded-words.
         (
             "From",
-            Address(display_name=caller_display(vm.call, rcpt), addr_spec=f"voicemail@{vm.mail_domain}"),
+            Address(display_name=wording.who(vm.call, rcpt), addr_spec=f"voicemail@{vm.mail_domain}"),
         ),
-        ("To", Address(display_name=_clean(rcpt.name), addr_spec=to_addr)),
+        ("To", Address(display_name=wording.clean(rcpt.name), addr_spec=to_addr)),
         ("Date", vm.started.astimezone(rcpt.tz)),  # RFC 5322 §3.3, with the recipient's offset
         ("Subject", subject),
         ("Message-ID", vm.message_id),

@@ -68,14 +68,14 @@ def title(call: CallInfo, mailbox: Mailbox) -> str:
     return words(mailbox.language)["title"].format(who=who(call, mailbox))
 
 
-def comment(call: CallInfo, mailbox: Mailbox, called: Mailbox, date: datetime) -> str:
+def comment(call: CallInfo, mailbox: Mailbox, date: datetime) -> str:
     """The ID3 comment: who, for which number and mailbox, when (local time with the zone)."""
     w = words(mailbox.language)
     local = date.astimezone(mailbox.tz)
     return w["comment"].format(
         who=who(call, mailbox),
         called=phone.display(call.called, mailbox.country) or call.called,
-        mailbox=called.id,
+        mailbox=mailbox.id,
         date=local.strftime(w["date"]),
         call_id=call.call_sid,
     )

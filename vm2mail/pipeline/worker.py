@@ -229,7 +229,7 @@ class Pipeline:
             duration=encoded.duration,
             mailbox=mailbox.id,
             call_id=job.call.call_sid,
-            comment=wording.comment(job.call, mailbox, mailbox, job.started),
+            comment=wording.comment(job.call, mailbox, job.started),
             artist=wording.who(job.call, mailbox),
             extension=job.call.extension,
         )
