@@ -38,27 +38,23 @@ def run_as_spool_owner(config: Config) -> None:
     me = os.geteuid()
     if me == info.st_uid:
         return
+    try:
+        owner: pwd.struct_passwd | None = pwd.getpwuid(info.st_uid)
+    except KeyError:
+        owner = None
+    owner_name = owner.pw_name if owner is not None else f"uid {info.st_uid}"
     if me != 0:
         raise Vm2mailError(
-            f"run this command as {_name(info.st_uid)}, the owner of the spool {spool} "
+            f"run this command as {owner_name}, the owner of the spool {spool} "
             f"(you are {_name(me)}): files it writes must stay usable by the gateway, "
-            f"e.g. sudo -u {_name(info.st_uid)} vm2mail ..."
+            f"e.g. sudo -u {owner_name} vm2mail ..."
         )
-    try:
-        user = pwd.getpwuid(info.st_uid)
-        os.setgroups(os.getgrouplist(user.pw_name, info.st_gid))
-    except KeyError:
+    if owner is not None:
+        os.setgroups(os.getgrouplist(owner.pw_name, info.st_gid))
+    else:
         os.setgroups([info.st_gid])
     os.setgid(info.st_gid)
     os.setuid(info.st_uid)
     # gpg and others look at HOME; root's would not be readable any more.
-    os.environ["HOME"] = pwd.getpwuid(info.st_uid).pw_dir if _known(info.st_uid) else str(spool)
-    print(f"vm2mail: running as {_name(info.st_uid)}, the owner of the spool {spool}", file=sys.stderr)
-
-
-def _known(uid: int) -> bool:
-    try:
-        pwd.getpwuid(uid)
-    except KeyError:
-        return False
-    return True
+    os.environ["HOME"] = owner.pw_dir if owner is not None else str(spool)
+    print(f"vm2mail: running as {owner_name}, the owner of the spool {spool}", file=sys.stderr)
