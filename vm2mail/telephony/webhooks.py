@@ -205,11 +205,19 @@ class _Webhooks:
         self.full = callpath.CachedLookup[bool]("mailbox-full check")
 
     async def _lookups(
-        self, config: Config, mailbox: Mailbox, greeting: bool, deadline: float | None
+        self,
+        config: Config,
+        mailbox: Mailbox,
+        greeting_url: Callable[[Mailbox], Awaitable[str | None]] | None,
+        deadline: float | None,
     ) -> tuple[bool, str | None]:
-        """(mailbox full?, recorded greeting URL), side by side, by the call's deadline (callpath)."""
+        """(mailbox full?, recorded greeting URL), side by side, by the call's deadline (callpath).
+
+        ``greeting_url`` is the lookup of the greeting the caller would hear (the mailbox's own or its
+        away greeting), None when no recorded greeting can play.
+        """
         budget = _remaining(config, deadline)
-        is_full, greeting_url = self.deps.mailbox_full, self.deps.greeting_url
+        is_full = self.deps.mailbox_full
 
         async def full() -> bool:
             if is_full is None:
@@ -217,7 +225,7 @@ class _Webhooks:
             return await self.full.get(mailbox.id, lambda: is_full(mailbox), False, budget)
 
         async def recorded() -> str | None:
-            if greeting_url is None or not greeting:
+            if greeting_url is None:
                 return None
             # greeting_url is cache-first itself (menu.routes); this bound only guards the wiring.
             ok, url = await callpath.within(budget + 0.2, greeting_url(mailbox))
@@ -235,8 +243,12 @@ class _Webhooks:
         deadline: float | None = None,
     ) -> str:
         # Never a blocking IMAP wait here: a hung mail store must not keep a caller from leaving a message.
-        own_greeting = attempt == 1 and (route is None or route.greeting == routing.GREETING)
-        is_full, recorded = await self._lookups(config, mailbox, own_greeting, deadline)
+        lookup = None  # which recorded greeting could play: looked up alongside the full check
+        if attempt == 1 and (route is None or route.greeting == routing.GREETING):
+            lookup = self.deps.greeting_url
+        elif attempt == 1 and route is not None and route.greeting == routing.AWAY and not route.away_text:
+            lookup = self.deps.away_greeting_url
+        is_full, recorded = await self._lookups(config, mailbox, lookup, deadline)
         if is_full:
             log.info("call %s: mailbox %s is full, nothing recorded", form.get("CallSid", "?"), mailbox.id)
             return twiml.say_and_hangup(prompts.mailbox_prompt(config, mailbox, prompts.MAILBOX_FULL))
@@ -258,9 +270,8 @@ class _Webhooks:
         if route is not None and route.greeting != routing.GREETING and attempt == 1:
             # Away, outage or closed: the situation's greeting (templates/prompts/<lang>/<kind>.j2).
             greeting = prompts.mailbox_prompt(config, mailbox, f"{route.greeting}.j2", text=route.away_text)
-            if route.greeting == routing.AWAY and not route.away_text and self.deps.away_greeting_url:
-                away = await self._away_greeting(config, mailbox, deadline)
-                greeting = twiml.Play(away) if away else greeting
+            # A recorded away greeting (looked up only for AWAY without an away text) replaces it.
+            greeting = twiml.Play(recorded) if recorded else greeting
         elif attempt == 1:
             greeting = twiml.Play(recorded) if recorded else greeting
             if mailbox.pin_hash is not None:
@@ -277,15 +288,6 @@ class _Webhooks:
             attempt=attempt,
             menu_action=menu_action,
         )
-
-    async def _away_greeting(self, config: Config, mailbox: Mailbox, deadline: float | None) -> str | None:
-        """The recorded away greeting's URL within what is left of the call's budget (else spoken)."""
-        assert self.deps.away_greeting_url is not None
-        try:
-            return await asyncio.wait_for(self.deps.away_greeting_url(mailbox), _remaining(config, deadline))
-        except TimeoutError:
-            log.warning("mailbox %s: away greeting not readable in time, using the spoken one", mailbox.id)
-            return None
 
     async def _route(self, config: Config, called: str, mailbox: Mailbox, deadline: float) -> routing.Route:
         """Ask the routing core; the switches are read cache-first and bounded (routing/switches.py)."""
