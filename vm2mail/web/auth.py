@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import MailStoreError
@@ -21,6 +22,7 @@ from vm2mail.mailstore.connection import ImapConnection
 log = logging.getLogger(__name__)
 
 RETRY_PAUSE_SECONDS = 0.5
+T = TypeVar("T")
 
 
 class Outcome(enum.Enum):
@@ -28,6 +30,18 @@ class Outcome(enum.Enum):
     WRONG = "wrong"  # unknown login or wrong password: the browser is not told which
     LOCKED = "locked"
     UNAVAILABLE = "unavailable"  # the IMAP server could not be asked
+
+
+async def read_once_more(read: Callable[[], Awaitable[T]], what: str) -> T:
+    """``read()``, and once more after a short pause if IMAP refused it: right after a folder is first
+    created, Dovecot 2.3 was seen answering GETMETADATA on another session with "Mailbox doesn't
+    exist" once. A second refusal raises."""
+    try:
+        return await read()
+    except MailStoreError as exc:
+        log.info("web: %s not readable (%s); reading it again", what, exc)
+        await asyncio.sleep(RETRY_PAUSE_SECONDS)
+        return await read()
 
 
 def mailbox_for_login(config: Config, login: str) -> Mailbox | None:
@@ -95,11 +109,7 @@ class WebLogins:
         return (Outcome.LOCKED if locked else Outcome.WRONG), mailbox
 
     async def _locked(self, mailbox: Mailbox) -> bool:
-        """The lockout, read again once after a refusal: right after a folder is first created, Dovecot
-        2.3 was seen answering GETMETADATA on another session with "Mailbox doesn't exist" once."""
-        try:
-            return bool(await self.logins.locked_until(mailbox))
-        except MailStoreError as exc:
-            log.info("web login: lockout of mailbox %s not readable (%s); reading it again", mailbox.id, exc)
-            await asyncio.sleep(RETRY_PAUSE_SECONDS)
-            return bool(await self.logins.locked_until(mailbox))
+        until = await read_once_more(
+            lambda: self.logins.locked_until(mailbox), f"lockout of mailbox {mailbox.id}"
+        )
+        return bool(until)

@@ -8,7 +8,6 @@ folder can read private entries), only the counter.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import secrets
 import time
@@ -17,8 +16,9 @@ from dataclasses import dataclass
 
 from vm2mail import signing
 from vm2mail.config.model import Config, Mailbox
-from vm2mail.errors import MailStoreError, SignatureError
+from vm2mail.errors import SignatureError
 from vm2mail.mailstore.metadata import Metadata
+from vm2mail.web.auth import read_once_more
 
 COOKIE = "vm2mail_inbox"
 GENERATION_ENTRY = "web-session-generation"
@@ -84,12 +84,8 @@ class Generations:
         cached = self._cache.get(mailbox.id)
         if cached is not None and time.monotonic() - cached[0] < GENERATION_CACHE_SECONDS:
             return cached[1]
-        try:
-            raw = await self.metadata.get(mailbox, GENERATION_ENTRY)
-        except MailStoreError:
-            # Read once more (see vm2mail.web.auth: a refusal seen right after the folder's creation).
-            await asyncio.sleep(0.5)
-            raw = await self.metadata.get(mailbox, GENERATION_ENTRY)
+        what = f"session generation of mailbox {mailbox.id}"
+        raw = await read_once_more(lambda: self.metadata.get(mailbox, GENERATION_ENTRY), what)
         try:
             value = int(raw or 0)
         except ValueError:
