@@ -33,6 +33,7 @@ _AUDIO_NAMES = (".mp3", ".wav", ".gsm", ".ogg", ".opus", ".m4a", ".amr", ".flac"
 _MP3_TYPES = ("audio/mpeg", "audio/mp3", "audio/mpeg3", "audio/x-mpeg", "audio/x-mp3")
 
 Key = tuple[str, str, int, int]  # (login, folder, uidvalidity, uid)
+Loaded = tuple[bytes | None, dict[str, str]]  # (MP3 or None, caller details)
 
 
 def _audio_part(msg: Message) -> Message | None:
@@ -82,27 +83,34 @@ async def to_mp3(data: bytes, name: str = "audio") -> bytes:
 
 
 class Playback:
-    """Finds, decrypts and converts a message's audio for the phone and the web, with a small LRU cache."""
+    """Finds, decrypts and converts a message's audio for the phone and the web, with a small LRU cache.
+
+    A cache entry holds a message's MP3 together with its caller details, so both are evicted together."""
 
     def __init__(self, config: Callable[[], Config], voicemails: Voicemails) -> None:
         self.config = config
         self.voicemails = voicemails
-        self._cache: OrderedDict[Key, bytes] = OrderedDict()
-        self._details: OrderedDict[Key, dict[str, str]] = OrderedDict()
-        self._pending: dict[Key, asyncio.Future[bytes | None]] = {}
+        self._cache: OrderedDict[Key, tuple[bytes, dict[str, str]]] = OrderedDict()
+        self._pending: dict[Key, asyncio.Future[Loaded]] = {}
 
     async def details(self, mailbox: Mailbox, folder: str, uid: int) -> dict[str, str]:
         """The decrypted message's caller fields (for a private mailbox's envelope); {} when unknown."""
-        await self.audio(mailbox, folder, uid)
-        login = self.voicemails.store.credentials(mailbox)[0]
-        for key in reversed(self._details):
-            if key[0] == login and key[1] == folder and key[3] == uid:
-                return self._details[key]
-        return {}
+        key = await self._key(mailbox, folder, uid)
+        if key is None:
+            return {}
+        return (await self._loaded(mailbox, folder, uid, key))[1]
 
     async def audio(self, mailbox: Mailbox, folder: str, uid: int, uidvalidity: int = 0) -> bytes | None:
         """The MP3 to play, or None when the message is gone, cannot be decrypted here or has no audio
         (or ``uidvalidity`` is given and the folder's differs: the UID now names another message)."""
+        key = await self._key(mailbox, folder, uid, uidvalidity)
+        if key is None:
+            return None
+        return (await self._loaded(mailbox, folder, uid, key))[0]
+
+    async def _key(self, mailbox: Mailbox, folder: str, uid: int, uidvalidity: int = 0) -> Key | None:
+        """The cache key of the message the UID names now, or None when it is gone (or ``uidvalidity`` is
+        given and the folder's differs)."""
         try:
             current = await self.voicemails.locate(mailbox, uid, folder)
         except MailStoreError as exc:
@@ -111,8 +119,10 @@ class Playback:
         if current is None or (uidvalidity and uidvalidity != current):
             log.info("media: mailbox %s UID %d in %r is gone", mailbox.id, uid, folder)
             return None
-        uidvalidity = current
-        key: Key = (self.voicemails.store.credentials(mailbox)[0], folder, uidvalidity, uid)
+        return (self.voicemails.store.credentials(mailbox)[0], folder, current, uid)
+
+    async def _loaded(self, mailbox: Mailbox, folder: str, uid: int, key: Key) -> Loaded:
+        """(MP3 or None, caller details) of ``key``: from the cache, else loaded once for all waiters."""
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -120,10 +130,10 @@ class Playback:
         pending = self._pending.get(key)
         if pending is not None:  # the menu's check and Twilio's GET arrive together: do the work once
             return await asyncio.shield(pending)
-        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Loaded] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            result = await self._load(mailbox, folder, uid, key)
+            result = await self._load(mailbox, folder, uid)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters re-raise it, nobody logs "never retrieved"
@@ -132,34 +142,36 @@ class Playback:
             future.set_result(result)
         finally:
             self._pending.pop(key, None)
-        if result is not None:
-            self._remember(key, result)
+        mp3, details = result
+        if mp3 is not None:
+            self._remember(key, mp3, details)
         return result
 
-    def _remember(self, key: Key, mp3: bytes) -> None:
-        self._cache[key] = mp3
-        while len(self._cache) > CACHE_ENTRIES or sum(map(len, self._cache.values())) > CACHE_BYTES:
+    def _remember(self, key: Key, mp3: bytes, details: dict[str, str]) -> None:
+        self._cache[key] = (mp3, details)
+        while (
+            len(self._cache) > CACHE_ENTRIES
+            or sum(len(entry[0]) for entry in self._cache.values()) > CACHE_BYTES
+        ):
             self._cache.popitem(last=False)
 
-    async def _load(self, mailbox: Mailbox, folder: str, uid: int, key: Key) -> bytes | None:
+    async def _load(self, mailbox: Mailbox, folder: str, uid: int) -> Loaded:
         where = f"mailbox {mailbox.id} UID {uid} in {folder!r}"
         try:
             raw = await self.voicemails.fetch(mailbox, uid, folder)
         except MailStoreError as exc:
             log.warning("media: %s: IMAP failed: %s", where, exc)
-            return None
+            return None, {}
         if raw is None:
             log.info("media: %s is gone", where)
-            return None
+            return None, {}
+        details: dict[str, str] = {}
         try:
             data, is_mp3, details = await asyncio.to_thread(_open_message, raw, self.config().gpg.home)
-            self._details[key] = details
-            while len(self._details) > CACHE_ENTRIES:
-                self._details.popitem(last=False)
             if data is None:
                 log.info("media: %s has no audio", where)
-                return None
-            return data if is_mp3 else await to_mp3(data, f"uid{uid}")
+                return None, details
+            return (data if is_mp3 else await to_mp3(data, f"uid{uid}")), details
         except CryptoError as exc:
             # Encrypted without the playback key: the menu says it opens only in the user's e-mail.
             log.info("media: %s cannot be decrypted here: %s", where, exc)
@@ -167,4 +179,4 @@ class Playback:
             log.warning("media: %s audio unusable: %s", where, exc)
         except (ValueError, LookupError, TypeError) as exc:  # a malformed MIME structure
             log.warning("media: %s unreadable: %s", where, type(exc).__name__)
-        return None
+        return None, details
