@@ -20,14 +20,12 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
 import jinja2
 
-from vm2mail import metrics
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.errors import Vm2mailError
 from vm2mail.jobs.jobs import Job
@@ -35,9 +33,8 @@ from vm2mail.mailstore.store import ImapStore
 from vm2mail.mailstore.voicemails import Entry, Voicemails
 from vm2mail.notify import policy
 from vm2mail.notify.claim import claim, prune, release
-from vm2mail.notify.mail import NotifyError, send_mail
-from vm2mail.notify.sms import send_sms
-from vm2mail.notify.texts import Texts, alert_texts, voicemail_texts
+from vm2mail.notify.deliver import send_texts
+from vm2mail.notify.texts import alert_texts, voicemail_texts
 from vm2mail.twilioapi.rest import TwilioRest
 
 log = logging.getLogger(__name__)
@@ -54,13 +51,6 @@ PRUNE_SECONDS = 3600.0  # how often each mailbox's old claim markers are pruned
 class _Alerted:
     last: float
     suppressed: int = 0
-
-
-@dataclass
-class _Outcome:
-    sent: int = 0
-    temporary: int = 0
-    permanent: int = 0
 
 
 class Notifier:
@@ -247,7 +237,7 @@ class Notifier:
             return False
         # From here until the sends finish, a crash loses this notice (never duplicates it).
         log.info("%s: claimed with %s", what, " ".join(action.flags))
-        outcome = await self._send(config, plan.sms, plan.email, texts, action.kind, what)
+        outcome = await send_texts(config, self.rest, plan.sms, plan.email, texts, action.kind, what)
         if outcome.sent == 0 and outcome.temporary:
             await release(self.store, box, box.folder, entry.uid, entry.message_id, action.flags)
             log.warning("%s: nothing sent; released, retried at the next scan", what)
@@ -260,47 +250,6 @@ class Notifier:
                 outcome.temporary + outcome.permanent,
             )
         return True
-
-    async def _send(
-        self,
-        config: Config,
-        numbers: tuple[str, ...],
-        addresses: tuple[str, ...],
-        texts: Texts,
-        kind: str,
-        what: str,
-    ) -> _Outcome:
-        outcome = _Outcome()
-
-        async def attempt(channel: str, coro: Coroutine[Any, Any, object]) -> None:
-            try:
-                await coro
-            except NotifyError as exc:
-                if exc.temporary:
-                    outcome.temporary += 1
-                    log.warning("%s", exc)
-                else:
-                    outcome.permanent += 1
-                    log.error("%s (permanent, not retried)", exc)
-                return
-            except Exception:  # a library surprise counts as temporary: the claim may be released
-                outcome.temporary += 1
-                log.exception("%s: %s failed unexpectedly", what, channel)
-                return
-            outcome.sent += 1
-            metrics.NOTIFICATIONS.labels(channel, kind).inc()
-
-        for number in numbers:
-            await attempt("sms", send_sms(self.rest, config.twilio.sms_from, number, texts.sms, what=what))
-        for address in addresses:
-            if config.smtp_relay is None:
-                outcome.permanent += 1
-                log.error("%s: e-mail to %s not sent: no smtp_relay configured", what, address)
-                continue
-            await attempt(
-                "email", send_mail(config.smtp_relay, address, texts.subject, texts.body, what=what)
-            )
-        return outcome
 
     # -- admin alerts ----------------------------------------------------------------------------------
 
@@ -329,8 +278,9 @@ class Notifier:
             log.warning("admin alert %r not sent: no admin.email or admin.sms configured", subject)
             return
         texts = alert_texts(subject, text, config.defaults.language, config.templates_dir, suppressed)
-        await self._send(
+        await send_texts(
             config,
+            self.rest,
             (admin.sms,) if admin.sms else (),
             (admin.email,) if admin.email else (),
             texts,

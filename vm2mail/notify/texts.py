@@ -22,11 +22,13 @@ class Texts:
     body: str
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
+    """``text`` with every run of white space (line breaks too) as one space: for SMS and subjects."""
     return " ".join(text.split())
 
 
-def _render(kind: str, language: str, name: str, override: Path | None, context: dict[str, object]) -> str:
+def render(kind: str, language: str, name: str, override: Path | None, context: dict[str, object]) -> str:
+    """Template ``name`` of ``kind`` (``sms``, ``email``) in ``language`` (or its fallback), rendered."""
     env = environment(override)
     return env.get_template(language_template(kind, language, name, override)).render(**context)
 
@@ -72,9 +74,9 @@ def voicemail_texts(
     base = "notify" if kind == NOTIFY else "notify-reminder"
     sms_name = "notify.j2" if kind == NOTIFY else "reminder.j2"
     return Texts(
-        sms=_one_line(_render("sms", language, sms_name, override, context))[:SMS_MAX_CHARS],
-        subject=_one_line(_render("email", language, f"{base}.subject.j2", override, context)),
-        body=_render("email", language, f"{base}.txt.j2", override, context),
+        sms=one_line(render("sms", language, sms_name, override, context))[:SMS_MAX_CHARS],
+        subject=one_line(render("email", language, f"{base}.subject.j2", override, context)),
+        body=render("email", language, f"{base}.txt.j2", override, context),
     )
 
 
@@ -84,7 +86,7 @@ def alert_texts(subject: str, text: str, language: str, override: Path | None, s
     subject = subject.removeprefix("vm2mail: ")
     context: dict[str, object] = {"subject": subject, "text": text, "suppressed": suppressed}
     return Texts(
-        sms=_one_line(_render("sms", language, "alert.j2", override, context))[:SMS_MAX_CHARS],
-        subject=_one_line(_render("email", language, "alert.subject.j2", override, context)),
-        body=_render("email", language, "alert.txt.j2", override, context),
+        sms=one_line(render("sms", language, "alert.j2", override, context))[:SMS_MAX_CHARS],
+        subject=one_line(render("email", language, "alert.subject.j2", override, context)),
+        body=render("email", language, "alert.txt.j2", override, context),
     )

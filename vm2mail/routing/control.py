@@ -6,19 +6,21 @@ switch is validated the same way and leaves the same audit line (who, what, unti
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from vm2mail.config.model import Config, Mailbox
 from vm2mail.durations import parse_duration
 from vm2mail.errors import Vm2mailError
-from vm2mail.notify.mail import NotifyError, send_mail
-from vm2mail.notify.sms import send_sms
+from vm2mail.notify.deliver import Outcome, send_texts
+from vm2mail.notify.texts import Texts, one_line, render
 from vm2mail.routing.decide import NORMAL, VOICEMAIL, Switch
 from vm2mail.routing.switches import Switches
-from vm2mail.templating import environment, language_template
 from vm2mail.twilioapi.rest import TwilioRest
 
 log = logging.getLogger(__name__)
@@ -152,33 +154,33 @@ async def set_outage(
 async def notify_owners(
     config: Config, rest: TwilioRest | None, *, started: bool, until: float | None, by: str
 ) -> int:
-    """Tell the owners of the outage mailboxes (their notify.sms and notify.email); the number sent."""
-    sent = 0
-    for box in outage_targets(config):
-        template = language_template("sms", box.language, "outage.j2", config.templates_dir)
+    """Tell the owners of the outage mailboxes (their notify.sms and notify.email); the number sent.
+
+    The messages go out concurrently (each bounded by the Twilio or SMTP timeout) and all are awaited;
+    a failed one is logged (by ``send_texts``, then summed up here) and not retried, never raised.
+    Without a Twilio client (or relay) that channel is skipped.
+    """
+    sends: list[Coroutine[Any, Any, Outcome]] = []
+    notices = []
+    for box in outage_targets(config):  # render every text first: a broken template sends nothing
         until_local = datetime.fromtimestamp(until, box.tz) if until else None
-        text = " ".join(
-            environment(config.templates_dir)
-            .get_template(template)
-            .render(started=started, mailbox=box, until=until_local, by=by)
-            .split()
+        context: dict[str, object] = {"started": started, "mailbox": box, "until": until_local, "by": by}
+        text = one_line(render("sms", box.language, "outage.j2", config.templates_dir, context))
+        texts = Texts(sms=text, subject=text.split(".")[0], body=text + "\r\n")
+        notices.append((box, texts, f"outage {'start' if started else 'end'} notice for {box.id}"))
+    for box, texts, what in notices:
+        numbers = box.notify.sms if rest is not None else ()
+        addresses = box.notify.email if config.smtp_relay is not None else ()
+        sends += [send_texts(config, rest, (n,), (), texts, "outage", what) for n in numbers]
+        sends += [send_texts(config, rest, (), (a,), texts, "outage", what) for a in addresses]
+    outcomes = await asyncio.gather(*sends)
+    sent = sum(outcome.sent for outcome in outcomes)
+    failed = sum(outcome.temporary + outcome.permanent for outcome in outcomes)
+    if failed:
+        log.error(
+            "outage %s notices: sent %d, %d failed and are not retried",
+            "start" if started else "end",
+            sent,
+            failed,
         )
-        subject = text.split(".")[0]
-        what = f"outage {'start' if started else 'end'} notice for {box.id}"
-        for number in box.notify.sms:
-            if rest is None:
-                continue
-            try:
-                await send_sms(rest, config.twilio.sms_from, number, text, what=what)
-                sent += 1
-            except NotifyError as exc:
-                log.error("%s", exc)
-        for address in box.notify.email:
-            if config.smtp_relay is None:
-                continue
-            try:
-                await send_mail(config.smtp_relay, address, subject, text + "\r\n", what=what)
-                sent += 1
-            except NotifyError as exc:
-                log.error("%s", exc)
     return sent
