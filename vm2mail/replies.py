@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -32,6 +33,12 @@ class ReplyTarget:
     expires_day: int
 
 
+def reply_key(target: ReplyTarget, request: str) -> str:
+    """The marker name of one reply: ``request`` (an e-mail's Message-ID, ``web:<id>`` from the inbox)
+    to ``target``'s caller in its mailbox is sent at most once."""
+    return hashlib.sha256(f"{target.mailbox.id}\0{target.caller}\0{request}".encode()).hexdigest()[:32]
+
+
 @dataclass
 class ReplySender:
     """Sends each reply's SMS at most once, recording it durably first.
@@ -45,12 +52,14 @@ class ReplySender:
     send_sms: SendSms
     root: Path  # <spool>/replies
 
-    async def send_once(self, target: ReplyTarget, text: str, key: str) -> str | None:
-        """Send ``text`` to the caller at most once per ``key`` (the e-mail reply path and the web inbox).
+    async def send_once(self, target: ReplyTarget, text: str, request: str) -> str | None:
+        """Send ``text`` to the caller at most once per ``request`` (the e-mail reply path and the web
+        inbox), marked under ``reply_key(target, request)``.
 
-        The SMS sid, or None when ``key`` was sent (or claimed) before; TelephonyError when Twilio
+        The SMS sid, or None when the request was sent (or claimed) before; TelephonyError when Twilio
         refused or failed, after releasing the claim so a later retry may send.
         """
+        key = reply_key(target, request)
         sender = self.config().twilio.sms_from
         if not sender:
             raise TelephonyError("SMS replies are not configured (twilio.sms_from)", temporary=False)

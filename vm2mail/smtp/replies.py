@@ -128,9 +128,8 @@ class EmailReplies(ReplySender):
             raise ReplyRefused("550 5.3.0 SMS replies are not configured on this gateway")
         text = reply_text(message, ingress.reply_max_chars)
         message_id = str(message.get("Message-ID", "")).strip() or hashlib.sha256(raw).hexdigest()
-        key = hashlib.sha256(f"{target.mailbox.id}\0{target.caller}\0{message_id}".encode()).hexdigest()[:32]
         try:
-            sid = await self.send_once(target, text, key)
+            sid = await self.send_once(target, text, message_id)
         except TelephonyError as exc:
             if exc.temporary:
                 return "451 4.4.0 The SMS service is unavailable; try again later"

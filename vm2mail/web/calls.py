@@ -9,7 +9,6 @@ twice.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from typing import Any
@@ -90,9 +89,8 @@ def add_call_routes(app: web.Application, deps: WebDeps) -> None:
         if deps.replies is None or not deps.config().twilio.sms_from:
             raise WebError(409, "no-sms", "SMS replies are not configured on this gateway.")
         box = caller.mailbox
-        key = hashlib.sha256(f"{box.id}\0{number}\0web:{request_id}".encode()).hexdigest()[:32]
         try:
-            sid = await deps.replies.send_once(ReplyTarget(box, number, 0), text.strip(), key)
+            sid = await deps.replies.send_once(ReplyTarget(box, number, 0), text.strip(), f"web:{request_id}")
         except TelephonyError as exc:
             if exc.temporary:
                 raise WebError(503, "twilio", "The SMS service is unavailable; try again later.") from exc
