@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from vm2mail import logsetup
@@ -16,6 +17,9 @@ from vm2mail.cli.common import OK, PROBLEMS, Subparsers, command, load, load_unc
 from vm2mail.config import Config, yamlsource
 from vm2mail.errors import ConfigError, Vm2mailError
 from vm2mail.jobs.jobs import twilio_job_id
+
+if TYPE_CHECKING:
+    from vm2mail.crypto.keyhealth import KeyHealth
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SAMPLE_CANDIDATES = (
@@ -43,32 +47,56 @@ def routing_table(config: Config) -> str:
     return table(rows)
 
 
-def key_warnings(config: Config) -> list[str]:
-    """``WARNING: file:line: key.path: key FPR expires DATE (in N days)`` for keys expiring soon."""
-    from vm2mail.crypto.keyhealth import EXPIRING, WARN_DAYS, check_keys
+def key_warnings(
+    config: Config, *, health: list[KeyHealth], source: yamlsource.Source, now: datetime
+) -> list[str]:
+    """``WARNING: file:line: key.path: key FPR expires DATE (in N days)`` for keys expiring soon, from
+    ``check_keys(config, now=now)``."""
+    from vm2mail.crypto.keyhealth import EXPIRING, WARN_DAYS
 
-    source = yamlsource.read(config.source)
-    now = datetime.now(UTC)
     warnings = []
-    for health in check_keys(config, now=now):
-        if health.state == EXPIRING and health.expires is not None:
-            days = max(0, (health.expires - now).days)
+    for h in health:
+        if h.state == EXPIRING and h.expires is not None:
+            days = max(0, (h.expires - now).days)
             warnings.append(
-                f"WARNING: {config.source.name}:{source.line(health.path)}: {health.path}: key "
-                f"{health.fingerprint} expires {health.expires:%Y-%m-%d} (in {days} days, "
+                f"WARNING: {config.source.name}:{source.line(h.path)}: {h.path}: key "
+                f"{h.fingerprint} expires {h.expires:%Y-%m-%d} (in {days} days, "
                 f"warning from {WARN_DAYS} days ahead)"
             )
     return warnings
 
 
-def mailbox_warnings(config: Config, *, imap: bool = True) -> list[str]:
+def _unusable(config: Config, health: list[KeyHealth]) -> list[tuple[str, str]]:
+    """What ``key_problems`` says, from ``check_keys``' result: (key path, problem) per unusable key, or
+    the one ``gpg.home`` problem when gpg cannot use the home at all."""
+    from vm2mail.crypto.pgp import Encryptor
+
+    problems = {h.problem for h in health}
+    if len(problems) == 1 and None not in problems:
+        # check_keys gives every key the home's problem when gpg cannot run there; key_problems names it once.
+        try:
+            Encryptor(config.gpg.home)
+        except Vm2mailError as exc:
+            return [("gpg.home", str(exc))]
+    return [(h.path, f"key {h.fingerprint}: {h.problem}") for h in health if h.problem is not None]
+
+
+def mailbox_warnings(
+    config: Config,
+    *,
+    imap: bool = True,
+    health: list[KeyHealth] | None = None,
+    source: yamlsource.Source | None = None,
+) -> list[str]:
     """``file:line: key: problem`` for what ``serve`` accepts but some mailboxes suffer from: unusable
-    keys (their voicemails wait in the spool) and, with ``imap``, a server without the menu's METADATA."""
+    keys (their voicemails wait in the spool) and, with ``imap``, a server without the menu's METADATA.
+
+    ``health`` (from ``check_keys``) and ``source`` spare a second keyring scan and YAML read."""
     from vm2mail.app import key_problems
     from vm2mail.readiness import check_metadata_sync
 
-    source = yamlsource.read(config.source)
-    found = key_problems(config)
+    source = yamlsource.read(config.source) if source is None else source
+    found = key_problems(config) if health is None else _unusable(config, health)
     unchecked = None
     if imap:
         metadata, unchecked = check_metadata_sync(config)
@@ -94,10 +122,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for line in combined:
             print(line if line in errors or args.strict else f"WARNING: {line}", file=sys.stderr)
         return PROBLEMS
-    problems = mailbox_warnings(config, imap=not args.offline)
+    from vm2mail.crypto.keyhealth import check_keys
+
+    # One keyring scan and one YAML read for both the unusable keys and the expiring ones.
+    now = datetime.now(UTC)
+    health = check_keys(config, now=now)
+    source = yamlsource.read(config.source)
+    problems = mailbox_warnings(config, imap=not args.offline, health=health, source=source)
     for line in problems:
         print(f"{'' if args.strict else 'WARNING: '}{line}", file=sys.stderr)
-    for warning in key_warnings(config):
+    for warning in key_warnings(config, health=health, source=source, now=now):
         print(warning, file=sys.stderr)
     if args.strict and problems:
         return PROBLEMS
