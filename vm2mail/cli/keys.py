@@ -16,6 +16,7 @@ from vm2mail.cli.common import OK, PROBLEMS, Subparsers, group, load_unchecked, 
 from vm2mail.cli.owner import run_as_spool_owner
 from vm2mail.config import Config
 from vm2mail.crypto.keyhealth import EXPIRING, UNUSABLE, WARN_DAYS, check_keys, configured_keys
+from vm2mail.crypto.pgp import Encryptor
 from vm2mail.errors import Vm2mailError
 
 
@@ -159,7 +160,12 @@ def cmd_create_playback(args: argparse.Namespace) -> int:
     run_as_spool_owner(config)
     current = config.gpg.playback_key
     if current and not args.force:
-        present = any(h.present for h in check_keys(config) if h.fingerprint == current)
+        try:
+            encryptor = Encryptor(config.gpg.home)
+        except Vm2mailError:
+            present = True  # as check_keys has it: only "not in keyring" counts as absent
+        else:
+            present = encryptor.check_key(current) != "not in keyring"  # KeyHealth.present
         if present:
             print(
                 f"vm2mail: gpg.playback_key {current} is already in {config.gpg.home}; "
