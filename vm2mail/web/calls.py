@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -18,16 +19,17 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from vm2mail.errors import TelephonyError
 from vm2mail.replies import ReplyTarget
+from vm2mail.templating import language_template, render
 from vm2mail.web.deps import WebDeps, authenticate, json_body, uid_of, view_of
 from vm2mail.web.http import WebError, api
 
 log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
-_CONNECTING = {  # what the owner hears when they answer, before the caller's phone rings
-    "de": "Sie werden mit {number} verbunden.",
-    "en": "Connecting you to {number}.",
-}
+# What the owner hears when they answer, before the caller's phone rings (admins override it in
+# templates_dir); a language without its own prompt speaks the shipped one of its primary subtag.
+CONNECTING = "web-connecting.j2"
+_SHIPPED_PROMPTS = {"de": "de-DE", "en": "en-US"}
 DEFAULT_SMS_CHARS = 320
 
 
@@ -36,10 +38,18 @@ def sms_limit(deps: WebDeps) -> int:
     return ingress.reply_max_chars if ingress is not None else DEFAULT_SMS_CHARS
 
 
-def connect_twiml(language: str, number: str, caller_id: str) -> str:
+def connecting_prompt(language: str, number: str, templates_dir: Path | None = None) -> str:
+    """The spoken "connecting you to <number, digit by digit>" in ``language``."""
+    template = language_template("prompts", language, CONNECTING, templates_dir)
+    if template.split("/")[1] != language:
+        shipped = _SHIPPED_PROMPTS.get(language[:2], "en-US")
+        template = language_template("prompts", shipped, CONNECTING, templates_dir)
+    return " ".join(render(template, templates_dir, number=number).split())
+
+
+def connect_twiml(language: str, number: str, caller_id: str, templates_dir: Path | None = None) -> str:
     response: Any = VoiceResponse()
-    spoken = " ".join(number.removeprefix("+"))  # digit by digit
-    response.say(_CONNECTING.get(language[:2], _CONNECTING["en"]).format(number=spoken), language=language)
+    response.say(connecting_prompt(language, number, templates_dir), language=language)
     # https://www.twilio.com/docs/voice/twiml/dial#callerid: a number of this account.
     response.dial(caller_id=caller_id).number(number)
     return str(response)
@@ -64,10 +74,9 @@ def add_call_routes(app: web.Application, deps: WebDeps) -> None:
         box = caller.mailbox
         if deps.connect is None or not box.forward_to or not box.numbers:
             raise WebError(409, "no-callback", "This mailbox has no phone to ring (forward_to) or no number.")
+        twiml = connect_twiml(box.language, number, box.numbers[0], deps.config().templates_dir)
         try:
-            sid = await deps.connect(
-                box.forward_to, box.numbers[0], connect_twiml(box.language, number, box.numbers[0])
-            )
+            sid = await deps.connect(box.forward_to, box.numbers[0], twiml)
         except TelephonyError as exc:
             log.warning("web: mailbox %s: callback not placed: %s", box.id, exc)
             raise WebError(502, "twilio", "Twilio did not place the call; try again later.") from exc
