@@ -27,9 +27,8 @@ log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 # What the owner hears when they answer, before the caller's phone rings (admins override it in
-# templates_dir); a language without its own prompt speaks the shipped one of its primary subtag.
+# templates_dir).
 CONNECTING = "web-connecting.j2"
-_SHIPPED_PROMPTS = {"de": "de-DE", "en": "en-US"}
 DEFAULT_SMS_CHARS = 320
 
 
@@ -41,9 +40,6 @@ def sms_limit(deps: WebDeps) -> int:
 def connecting_prompt(language: str, number: str, templates_dir: Path | None = None) -> str:
     """The spoken "connecting you to <number, digit by digit>" in ``language``."""
     template = language_template("prompts", language, CONNECTING, templates_dir)
-    if template.split("/")[1] != language:
-        shipped = _SHIPPED_PROMPTS.get(language[:2], "en-US")
-        template = language_template("prompts", shipped, CONNECTING, templates_dir)
     return " ".join(render(template, templates_dir, number=number).split())
 
 
